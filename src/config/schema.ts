@@ -71,6 +71,8 @@ const httpNotify = z.strictObject({
   }, 'must be an http:// or https:// URL'),
   hmac: label.optional(),
   auth: label.optional(),
+  /** Allow Basic auth (auth = ...) over plain http:// (issue 7). */
+  insecure: z.boolean().default(false),
 });
 
 const emailAddress = z.string().regex(/^[^\s<>@,;"]+@[^\s<>@,;"]+$/, 'must be an e-mail address like "user@example.org"');
@@ -78,6 +80,7 @@ const emailAddress = z.string().regex(/^[^\s<>@,;"]+@[^\s<>@,;"]+$/, 'must be an
 const emailNotify = z.strictObject({
   to: emailAddress,
   from: emailAddress.optional(),
+  reply_to: emailAddress.optional(),
   relay: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'must be a host name or address').default('127.0.0.1'),
   port: z.number().int().min(1).max(65535, 'must be a port number').default(25),
 });
