@@ -244,11 +244,13 @@ export function header(name: string, value: string): string {
     lines.push(cur);
     return lines.join('\r\n');
   }
-  // Encoded words of at most 75 characters: 45 bytes of UTF-8 each, cut between characters.
+  // Encoded words of at most 75 characters (45 bytes of UTF-8), the first
+  // shorter to leave room for the header name; cut between characters.
   const words: string[] = [];
   let chunk = '';
+  let room = Math.max(3, Math.floor((78 - name.length - 2 - 12) / 4) * 3);
   for (const ch of value) {
-    if (Buffer.byteLength(chunk + ch, 'utf8') > 45) { words.push(chunk); chunk = ''; }
+    if (Buffer.byteLength(chunk + ch, 'utf8') > room) { words.push(chunk); chunk = ''; room = 45; }
     chunk += ch;
   }
   if (chunk) words.push(chunk);
