@@ -101,6 +101,7 @@ export class Notifier {
         const ca = this.opts.ca;
         this.queue.push({
           label: where,
+          key: `http ${t.url}`,
           bytes: body.length,
           run: () => post(target, body, { timeoutMs: this.timeoutMs, ...(ca !== undefined ? { ca } : {}) }),
         });
@@ -119,6 +120,7 @@ export class Notifier {
       const smtp = { host: t.relay, port: t.port, helo: this.opts.helo, timeoutMs: this.timeoutMs };
       this.queue.push({
         label: `mail to ${t.to} via ${t.relay}:${t.port} (${msg.repo})`,
+        key: `smtp ${t.relay}:${t.port} ${t.to}`,
         bytes: message.length,
         run: () => sendMail(smtp, { from, to: [t.to] }, message),
       });

@@ -3,14 +3,17 @@
  * retries with exponential backoff.  When it is full the oldest job that is
  * not being sent right now is dropped, with a log line — a dead receiver
  * costs at most the bound, never the daemon's memory, and never a push.
- * Jobs waiting for a retry do not hold a delivery slot, so one slow target
- * does not hold up the others for longer than its attempts take.
+ * Each target gets one delivery at a time (so a receiver hears about pushes
+ * in order, retries aside), and jobs waiting for a retry hold no slot: a
+ * dead receiver ties up one slot, never the others' deliveries.
  */
 import { DeliveryError } from './http';
 
 export interface Job {
-  /** For log lines: "https://ci.example/hook for src". */
+  /** For log lines: "https://ci.example/hook (src)". */
   label: string;
+  /** The target: jobs with the same key are sent one at a time, oldest first. */
+  key: string;
   /** Memory the job holds (its body), counted against the bound. */
   bytes: number;
   /** One attempt; throws DeliveryError (or anything else: treated as temporary). */
@@ -59,6 +62,7 @@ export class DeliveryQueue {
   private entries: Entry[] = [];
   private bytes = 0;
   private running = 0;
+  private busyKeys = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
@@ -119,7 +123,7 @@ export class DeliveryQueue {
     let next = Infinity;
     for (const e of this.entries) {
       if (this.running >= this.opts.concurrency) break;
-      if (e.running) continue;
+      if (e.running || this.busyKeys.has(e.job.key)) continue;
       if (e.readyAt > now) { next = Math.min(next, e.readyAt); continue; }
       this.start(e);
     }
@@ -133,6 +137,7 @@ export class DeliveryQueue {
     e.running = true;
     e.attempts++;
     this.running++;
+    this.busyKeys.add(e.job.key);
     e.job.run().then(
       () => {
         this.counts.delivered++;
@@ -160,6 +165,7 @@ export class DeliveryQueue {
   private finish(e: Entry, done: boolean): void {
     e.running = false;
     this.running--;
+    this.busyKeys.delete(e.job.key);
     if (done) this.remove(e);
     this.pump();
   }
