@@ -51,7 +51,8 @@ export function startUnixListener(ctx: ListenContext, handle: object): Listener 
       sock.destroy();
       return;
     }
-    serve(ctx, sock, peer).catch((e: unknown) => {
+    // A handed-off socket never emits 'close' here (its handle is gone), so release then too.
+    serve(ctx, sock, peer).then(release, (e: unknown) => {
       ctx.log.debug(`uid ${peer.uid}: ${(e as Error).message}`);
       refuse(sock, (e as Error).message);
     });
