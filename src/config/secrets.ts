@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { NAME } from './access';
 import { parseHash } from './password';
-import { parseToml, formatIssues, ConfigError } from './load';
+import { ConfigError, formatIssues } from './validate';
 
 const label = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a label of letters, digits, "_", "." or "-"');
 
@@ -49,21 +49,4 @@ export function validateSecrets(raw: unknown, file = 'secrets'): Secrets {
   const r = secretsSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(formatIssues(file, r.error.issues));
   return r.data;
-}
-
-/** Reads, checks and validates the secrets file.  Errors never quote its values. */
-export function loadSecrets(file: string, daemon: Owner): { secrets: Secrets; raw: unknown } {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    throw new ConfigError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ELOOP' ? 'is a symbolic link' : (e as Error).message}`);
-  }
-  try {
-    checkSecretsMode(file, fs.fstatSync(fd), daemon);
-    const raw = parseToml(file, fs.readFileSync(fd, 'utf8'), { quote: false });
-    return { secrets: validateSecrets(raw, file), raw };
-  } finally {
-    fs.closeSync(fd);
-  }
 }
