@@ -8,7 +8,7 @@
 import t from 'tap';
 import { Notifier, type NotifierOptions } from '../src/notify/dispatch';
 import { emailMessage, header, quotedPrintable, rfc5322Date } from '../src/notify/email';
-import type { NotifySettings, Pushed } from '../src/notify/ipc';
+import type { NotifySettings, Pushed } from '../src/ipc/messages';
 import { sendMail } from '../src/notify/smtp';
 import type { PushSummary } from '../src/notify/summary';
 import { decodeHeader, decodeQP, mailText, parseMail, smtpSink, workspace, type Workspace } from './lib/notify';

@@ -10,7 +10,7 @@ import t from 'tap';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import * as path from 'node:path';
-import { validateConfig } from '../src/config/load';
+import { validateConfig } from '../src/config/validate';
 import { validateSecrets } from '../src/config/secrets';
 import { pushedMessage } from '../src/notify/request';
 import { httpReceiver, mailText, parseMail, smtpSink, workspace } from './lib/notify';

@@ -18,7 +18,7 @@ import type { Confinement } from '../sys/confine';
 import type { Account } from '../sys/users';
 import { LongLived } from './children';
 import type { Log } from './log';
-import { pushed } from './notify_hook';
+import { NotifyProcess } from './notify_hook';
 import { Session } from './session';
 import type { ServerHandle } from './socket';
 
@@ -57,6 +57,8 @@ export class Daemon {
   private readonly started = Date.now();
   private readonly listen: LongLived<FromListen>;
   private readonly auth: LongLived<FromAuth>;
+  private readonly notify: NotifyProcess;
+  private secrets: Secrets;
   private readonly log: Log;
   private onListening: (() => void) | null = null;
 
@@ -65,6 +67,8 @@ export class Daemon {
     this.configRaw = o.configRaw;
     this.secretsRaw = o.secretsRaw;
     this.log = o.log;
+    this.secrets = o.secrets;
+    this.notify = new NotifyProcess(this.log, o.config, o.secrets, o.configPath);
     this.auth = new LongLived<FromAuth>({
       role: 'auth', schema: fromAuthSchema, log: this.log,
       onStart: () => this.auth.send({ type: 'config', config: this.configRaw, secrets: this.secretsRaw }),
@@ -92,6 +96,7 @@ export class Daemon {
     return new Promise((resolve) => {
       this.onListening = resolve;
       this.auth.start();
+      this.notify.start();
       this.listen.start();
     });
   }
@@ -132,7 +137,7 @@ export class Daemon {
       countUser: (user) => [...this.sessions.values()].filter((x) => x.admitted && x.user === user).length,
       countAll: () => this.sessions.size,
       ended: (x) => { this.sessions.delete(x.id); this.load(); this.drained?.(); },
-      pushed: (repo, user, updates) => pushed(this.log, repo, user, updates),
+      pushed: (repo, user, updates) => this.notify.pushed(repo, user, updates),
     });
     this.sessions.set(id, s);
     this.load();
@@ -208,6 +213,7 @@ export class Daemon {
       children: [
         ...(this.listen.pid ? [{ role: 'listen', pid: this.listen.pid }] : []),
         ...(this.auth.pid ? [{ role: 'auth', pid: this.auth.pid }] : []),
+        ...(this.notify.pid ? [{ role: 'notify', pid: this.notify.pid }] : []),
       ],
       sessions: [...this.sessions.values()].map((s) => s.info()),
     };
@@ -240,6 +246,8 @@ export class Daemon {
     this.secretsRaw = secretsRaw;
     this.auth.send({ type: 'config', config: raw, secrets: secretsRaw });
     this.listen.send({ type: 'config', config: raw, daemonUid: process.getuid?.() ?? 0 });
+    if (!note) this.secrets = secrets;
+    this.notify.configure(config, this.secrets);
     const msg = `configuration reloaded from ${path}${note}`;
     this.log.info(msg);
     return msg;
@@ -268,7 +276,7 @@ export class Daemon {
           this.drained = () => { if (this.sessions.size === 0) { clearTimeout(t); resolve(); } };
         });
       }
-      await Promise.all([this.listen.stop(), this.auth.stop()]);
+      await Promise.all([this.listen.stop(), this.auth.stop(), this.notify.stop()]);
       try { this.o.server.close(); } catch { /* already closed */ }
       removeSocket(this.config.listen, this.o.socketIno);
       this.log.info('stopped');

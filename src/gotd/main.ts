@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { crossCheck, loadConfig, loadSecrets, ConfigError } from '../config/load';
 import { NO_SECRETS } from '../config/secrets';
+import { notifyWarnings } from '../notify/request';
 import { dropPrivileges } from '../sys/privdrop';
 import { accountSync, type Account } from '../sys/users';
 import { count, getopt, last, UsageError } from '../util/getopt';
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
 
   if (o.check) {
     if (!acct) process.stderr.write(`gotd: warning: ${o.configPath}: user: no account "${config.user}" on this system\n`);
+    for (const w of notifyWarnings(config, o.configPath)) process.stderr.write(`gotd: warning: ${w}\n`);
     if (o.verbose > 0) {
       try {
         const d = await detectLayers(isRoot && acct ? { uid: acct.uid, gid: acct.gid } : undefined);

@@ -12,17 +12,10 @@
  */
 import * as os from 'node:os';
 import { Notifier } from '../notify/dispatch';
-import { fromNotifySchema, toNotifySchema, type FromNotify } from '../notify/ipc';
+import { fromNotifySchema, parseMessage, toNotifySchema, type FromNotify } from '../ipc/messages';
+import { childLog } from './log';
 
-const verbosity = Number(process.env.GOTD_VERBOSE ?? '0') || 0;
-function write(msg: string): void {
-  process.stderr.write(`gotd notify[${process.pid}]: ${msg.replace(/[\r\n]+/g, ' ')}\n`);
-}
-const log = {
-  error: (m: string) => write(m),
-  info: (m: string) => { if (verbosity >= 1) write(m); },
-  debug: (m: string) => { if (verbosity >= 2) write(m); },
-};
+const log = childLog('notify');
 
 function envMs(name: string): number | undefined {
   const v = process.env[name];
@@ -47,8 +40,9 @@ function heloName(): string {
 }
 
 function send(msg: FromNotify): void {
-  const ok = fromNotifySchema.safeParse(msg);
-  if (ok.success) process.send?.(ok.data);
+  // Checked on the way out too: a bug here must not become a confusing message there.
+  const ok = parseMessage(fromNotifySchema, msg);
+  if (ok) process.send?.(ok);
 }
 
 function main(): void {
@@ -64,12 +58,12 @@ function main(): void {
   });
 
   process.on('message', (raw: unknown) => {
-    const r = toNotifySchema.safeParse(raw);
-    if (!r.success) { log.error('malformed message from the parent ignored'); return; }
+    const msg = parseMessage(toNotifySchema, raw);
+    if (!msg) { log.error('malformed message from the parent ignored'); return; }
     try {
-      notifier.handle(r.data);
+      notifier.handle(msg);
     } catch (e) {
-      log.error(`${r.data.repo}: notification not sent: ${(e as Error).message}`);
+      log.error(`${msg.repo}: notification not sent: ${(e as Error).message}`);
     }
   });
   // The parent is gone (gotctl stop, or a crash): queued notifications go with us.

@@ -7,7 +7,7 @@
 import { Repository } from '../git/repository';
 import { emailMessage } from './email';
 import { displayUrl, post, targetProblem } from './http';
-import type { Pushed } from './ipc';
+import type { Pushed } from '../ipc/messages';
 import { notificationBody } from './json';
 import { DEFAULT_QUEUE, DeliveryQueue, type QueueOptions, type QueueStats } from './queue';
 import { sendMail } from './smtp';

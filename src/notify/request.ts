@@ -9,7 +9,7 @@ import type { Config, RepositoryConfig } from '../config/schema';
 import type { Secrets } from '../config/secrets';
 import { refMatches } from './filter';
 import { targetProblem } from './http';
-import type { NotifySecrets, Pushed } from './ipc';
+import type { NotifySecrets, Pushed } from '../ipc/messages';
 
 export interface PushedRef {
   ref: string;
