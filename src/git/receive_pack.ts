@@ -223,6 +223,7 @@ class Session {
         return outcome;
       }
       outcome.pushOptions = req.pushOptions;
+      for (const o of req.pushOptions) this.log(`receive-pack: push option: ${o}`);
       if (req.commands.length === 0) {
         outcome.ok = true;
         return outcome;
