@@ -7,16 +7,15 @@
  * logged) while other targets keep getting their notifications.
  */
 import t from 'tap';
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import * as path from 'node:path';
 import { validateConfig } from '../src/config/validate';
 import { validateSecrets } from '../src/config/secrets';
+import { notifyArgs } from '../src/gotd/notify_hook';
 import { pushedMessage } from '../src/notify/request';
 import { httpReceiver, mailText, parseMail, smtpSink, workspace } from './lib/notify';
-import { BUILD, fsckStrict } from './lib/util';
+import { fsckStrict } from './lib/util';
 
-const ENTRY = path.join(BUILD, 'src', 'gotd', 'notify.js');
 const SECRET = 'a shared secret for the CI hook';
 
 interface Proc {
@@ -26,11 +25,12 @@ interface Proc {
   stop(): Promise<void>;
 }
 
-async function startNotify(): Promise<Proc> {
-  const env: NodeJS.ProcessEnv = { ...process.env, GOTD_VERBOSE: '1', GOTD_NOTIFY_TIMEOUT: '2', GOTD_NOTIFY_RETRY_DELAY: '0.05' };
-  // tap's coverage hook has no business in the child.
-  delete env.NODE_OPTIONS;
-  const child = fork(ENTRY, [], { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+/** Starts notify as the parent does: under the permission model, allowed to read only `readable` besides the runtime. */
+async function startNotify(readable: string[]): Promise<Proc> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, GOTD_VERBOSE: '1', GOTD_NOTIFY_TIMEOUT: '2', GOTD_NOTIFY_RETRY_DELAY: '0.05' };
+  // Through env -u: tap injects its NODE_OPTIONS hook into children it sees spawned,
+  // and the permission model would (rightly) refuse to load it.
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, ...notifyArgs(readable)], { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   const stderr: string[] = [];
   let partial = '';
   const waiters: (() => void)[] = [];
@@ -81,7 +81,7 @@ t.test('a push reaches the webhook and the mailing list', async (t) => {
     }],
   });
   const secrets = validateSecrets({ hmac: { ci: SECRET }, auth: { ci: { user: 'flan', password: 'secret' } } });
-  const p = await startNotify();
+  const p = await startNotify([ws.bare]);
   t.teardown(() => p.stop());
 
   const c1 = ws.commit({ 'README': 'one\n' }, 'First');
@@ -117,6 +117,13 @@ t.test('a push reaches the webhook and the mailing list', async (t) => {
   p.child.send(pushedMessage(config.repositories[0]!, secrets, 'flan_hacker', ws.push(['main']))!);
   await rx.waitFor(2);
   t.equal((JSON.parse(rx.requests[1]!.body.toString()) as { notifications: { id: string }[] }).notifications[0]!.id, c3);
+  // The permission model: a repository it was not given is out of reach.
+  const other = workspace();
+  other.commit({ 'f': '1\n' }, 'elsewhere');
+  const otherRepo = { ...config.repositories[0]!, path: other.bare };
+  p.child.send(pushedMessage(otherRepo, secrets, 'flan_hacker', other.push(['main']))!);
+  await p.waitForLog(new RegExp(`src: cannot open ${other.bare}: not a git repository`));
+  t.equal(rx.requests.length, 2, 'nothing sent for it');
   t.ok(p.child.exitCode === null, 'still running');
   await p.stop();
   t.equal(p.child.exitCode, 0, 'exits when the parent disconnects');
@@ -131,7 +138,7 @@ t.test('a dead receiver: bounded queue, logged drops, other targets still served
   const ws = workspace();
   const repo = (url: string) => validateConfig({ repository: [{ name: 'src', path: ws.bare, notify: { http: [{ url }] } }] }).repositories[0]!;
   const secrets = validateSecrets({});
-  const p = await startNotify();
+  const p = await startNotify([ws.bare]);
   t.teardown(() => p.stop());
   ws.commit({ 'f': '1\n' }, 'one');
   const updates = ws.push(['main']);

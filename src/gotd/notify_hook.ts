@@ -36,7 +36,8 @@ function notifyPaths(config: Config): string[] {
   return [...out].sort();
 }
 
-function flags(paths: string[]): string[] {
+/** node's arguments for the notify process: permission model flags, then the entry script. */
+export function notifyArgs(paths: string[]): string[] {
   const zod = fs.realpathSync(path.dirname(require.resolve('zod/package.json')));
   return [
     '--experimental-permission',
@@ -47,6 +48,7 @@ function flags(paths: string[]): string[] {
     '--disable-warning=ExperimentalWarning',
     '--disable-warning=SecurityWarning',
     `--max-old-space-size=${HEAP_MB}`,
+    path.join(RUNTIME_SRC, 'gotd', 'notify.js'),
   ];
 }
 
@@ -114,10 +116,9 @@ export class NotifyProcess {
   }
 
   private spawn(paths: string[]): void {
-    const entry = path.join(RUNTIME_SRC, 'gotd', 'notify.js');
     const env: NodeJS.ProcessEnv = { PATH: '/usr/bin:/bin', LANG: 'C', GOTD_VERBOSE: process.env.GOTD_VERBOSE ?? '0' };
     for (const k of PASS_ENV) if (process.env[k]) env[k] = process.env[k];
-    const child = spawn(process.execPath, [...flags(paths), entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
+    const child = spawn(process.execPath, notifyArgs(paths), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     this.child = child;
     this.paths = paths;
     child.on('message', (raw: unknown) => {
