@@ -26,6 +26,8 @@ export const ACCESS_DENIED = 'access denied';
 
 export interface SessionDeps {
   log: Log;
+  /** When gotd started (ms since the epoch). */
+  startedAt: number;
   config(): Config;
   confinement(): Confinement;
   authorize(who: Who, repo: string, service: GitRequest['service']): Promise<Decision>;
@@ -128,6 +130,7 @@ export class Session {
       type: 'session', repoPath, access, protocol: protocolVersion(this.request.protocol), protect,
       requestTimeoutMs: config.connection.requestTimeout,
       maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
+      staleBefore: this.deps.startedAt,
     };
     const sock = this.socket!;
     this.socket = null;

@@ -54,6 +54,8 @@ export const sessionInfoSchema = z.strictObject({
 
 export const layersSchema = z.strictObject({
   permissionModel: z.boolean(),
+  /** False where Node's permission model would stop writers from fsyncing (bubblewrap confines them). */
+  permissionModelWriters: z.boolean(),
   unprivilegedUser: z.boolean(),
   bwrap: z.boolean(),
   resourceLimits: z.boolean(),
@@ -180,6 +182,8 @@ export const sessionSchema = z.strictObject({
   protect: protectSchema,
   requestTimeoutMs: z.number().int().positive(),
   maxInputBytes: z.number().int().positive(),
+  /** When gotd started: lock files and quarantines older than this were left by a crash. */
+  staleBefore: z.number().int().positive(),
 });
 export type SessionMsg = z.infer<typeof sessionSchema>;
 
