@@ -26,6 +26,8 @@ export interface Receiver {
   url: string;
   port: number;
   requests: Received[];
+  /** Requests held unanswered right now (the client has not given up on them). */
+  open(): number;
   waitFor(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -43,7 +45,11 @@ export async function httpReceiver(behave: Behaviour = () => 200): Promise<Recei
       requests.push(r);
       for (const w of waiters.splice(0)) w();
       const what = behave(n, r);
-      if (what === 'hang') { hung.push(res); return; }
+      if (what === 'hang') {
+        hung.push(res);
+        res.on('close', () => hung.splice(hung.indexOf(res), 1));
+        return;
+      }
       res.writeHead(what, { 'Content-Type': 'text/plain' });
       res.end('ok\n');
     });
@@ -54,9 +60,10 @@ export async function httpReceiver(behave: Behaviour = () => 200): Promise<Recei
     url: `http://127.0.0.1:${port}/hook`,
     port,
     requests,
+    open: () => hung.length,
     waitFor: (n, timeoutMs = 20_000) => waitUntil(() => requests.length >= n, waiters, timeoutMs, `${n} HTTP requests (got ${requests.length})`),
     close: () => new Promise((resolve) => {
-      for (const r of hung) r.destroy();
+      for (const r of hung.slice()) r.destroy();
       server.closeAllConnections();
       server.close(() => resolve());
     }),
