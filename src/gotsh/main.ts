@@ -8,7 +8,7 @@
 import * as net from 'node:net';
 import { errPkt } from '../git/pktline';
 import { encodeLine, parseJson, readLine } from '../ipc/line';
-import { gitReplySchema, parseMessage, type GitRequest } from '../ipc/messages';
+import type { GitRequest } from '../ipc/messages';
 import { parseInvocation, type Invocation } from './command';
 
 export const DEFAULT_SOCKET = '/var/run/gotd.sock';
@@ -54,6 +54,9 @@ async function session(inv: Invocation): Promise<void> {
     ...(inv.asUser !== undefined ? { user: inv.asUser } : {}),
   };
   sock.write(encodeLine(req));
+  // Loading the schemas (zod) takes a while; it happens while gotd starts the session.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { gitReplySchema, parseMessage } = require('../ipc/messages') as typeof import('../ipc/messages');
 
   let reply;
   try {
