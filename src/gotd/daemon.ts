@@ -241,7 +241,7 @@ export class Daemon {
         else throw e;
       }
     }
-    if (!note) crossCheck(config, secrets, path);
+    if (!note && this.o.secretsPath) crossCheck(config, secrets, path);
     this.config = config;
     this.configRaw = raw;
     this.secretsRaw = secretsRaw;

@@ -103,7 +103,10 @@ async function main(): Promise<void> {
     acct = account(loaded.config.user, isRoot);
     const owner = acct ?? { uid: process.getuid!(), gid: process.getgid!() };
     if (o.secretsPath) ({ secrets, raw: secretsRaw } = loadSecrets(o.secretsPath, owner));
-    crossCheck(loaded.config, secrets, o.configPath);
+    if (o.secretsPath) crossCheck(loaded.config, secrets, o.configPath);
+    else if (loaded.config.repositories.some((r) => r.notify?.http.some((h) => h.hmac !== undefined || h.auth !== undefined))) {
+      process.stderr.write(`gotd: warning: ${o.configPath}: notifications name secrets, but there is no secrets file\n`);
+    }
   } catch (e) {
     if (e instanceof ConfigError) die(e.message);
     throw e;

@@ -68,6 +68,7 @@ export class Session {
       return this.refuse('authorization unavailable, try again later', `auth: ${(e as Error).message}`);
     }
     this.user = d.user;
+    this.deps.log.debug(`session ${this.id}: auth answered in ${Date.now() - this.started}ms`);
     if (this.over) return;
     if (d.verdict === 'deny') return this.refuse(ACCESS_DENIED, `denied: ${d.reason}`);
     if (this.request.service === 'git-receive-pack' && d.verdict !== 'rw') return this.refuse(ACCESS_DENIED, 'denied: read-only access');
@@ -115,6 +116,7 @@ export class Session {
     worker.on('message', (raw: unknown) => {
       const msg = parseMessage(fromWorkerSchema, raw);
       if (!msg) { this.outcome = 'malformed message from worker'; worker.kill('SIGKILL'); return; }
+      if (msg.type === 'ready') log.debug(`session ${this.id}: worker ${worker.pid} ready ${Date.now() - this.started}ms after the request`);
       if (msg.type === 'done') {
         this.done = msg;
         // It reported; it has no business staying around.
