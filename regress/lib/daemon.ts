@@ -170,9 +170,7 @@ export async function startGotd(inst: Install, dir: string, body: string, opts: 
   fs.writeFileSync(conf, `user = "${user}"\nlisten = "${sock}"\n${body}\n`);
   fs.chmodSync(conf, 0o644);
   const args = ['-d', '-v', '-f', conf, ...(opts.secrets ? ['-s', opts.secrets] : [])];
-  // Through env -u: tap injects its NODE_OPTIONS hook into every child it sees spawned,
-  // which a daemon that drops privileges and confines its children must not get.
-  const proc = spawn('env', ['-u', 'NODE_OPTIONS', inst.gotd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(inst.gotd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const g = new Gotd(proc, sock, conf, inst);
   const t0 = Date.now();
   while (!(await connectable(sock))) {
