@@ -267,6 +267,21 @@ t.test('push summaries from real pushes', async (t) => {
   t.ok(rewound.kind === 'commits' && rewound.commits.length === 0, 'a rewind brings no new commits');
   t.equal(notificationBody({ ...s, changes: [rewound] }), null, 'and makes no JSON notification');
   repo.close();
+
+  // Two new branches sharing new commits in one push: each commit is listed once.
+  ws.git(['checkout', '-q', '-b', 'b1']);
+  const b1a = ws.commit({ 'b': '1\n' }, 'b1 first');
+  const b1b = ws.commit({ 'b': '2\n' }, 'b1 second');
+  ws.git(['checkout', '-q', '-b', 'b2']);
+  const b2a = ws.commit({ 'b': '3\n' }, 'b2 only');
+  const fourth = ws.push(['b1', 'b2']);
+  repo = Repository.open(ws.bare);
+  s = summarizePush(repo, 'src', 'bob', fourth, all);
+  t.same(s.changes.map((c) => (c.kind === 'commits' ? [c.ref, c.commits.map((x) => x.id)] : [])), [
+    ['refs/heads/b1', [b1a, b1b]],
+    ['refs/heads/b2', [b2a]],
+  ]);
+  repo.close();
   t.equal(fsckStrict(ws.bare), '');
 });
 

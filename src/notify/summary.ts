@@ -6,7 +6,8 @@
  *
  * Ranges follow gotd: an update old->new lists the commits reachable from
  * new and not from old; a new ref lists the commits no ref had before the
- * push (or, when there are none, the commit it points at).  Every kind of
+ * push and no ref described before it in this push (or, when there are
+ * none, the commit it points at).  Every kind of
  * work has a budget, so a huge push makes a shorter notification, never a
  * stuck or bloated notify process.
  */
@@ -123,6 +124,8 @@ class Summarizer {
   private walkLeft: number;
   private commitsLeft: number;
   private readonly diffBudget: DiffBudget;
+  /** New tips of the refs already described in this push: a new ref's commits are not listed twice. */
+  private readonly described: string[] = [];
 
   constructor(private readonly repo: Repository, private readonly limits: SummaryLimits, private readonly before: Map<string, string>) {
     this.walkLeft = limits.maxWalk;
@@ -148,8 +151,9 @@ class Summarizer {
 
   private commits(u: RefUpdate, created: boolean): Change {
     const exclude = created
-      ? [...this.before].filter(([name]) => name !== u.ref).map(([, oid]) => oid)
+      ? [...[...this.before].filter(([name]) => name !== u.ref).map(([, oid]) => oid), ...this.described]
       : [u.old];
+    this.described.push(u.new);
     const max = Math.min(this.limits.maxCommitsPerRef, this.commitsLeft);
     const range = commitRange(this.repo.objects, [u.new], exclude, { maxCommits: max, maxWalk: Math.max(1, this.walkLeft) });
     this.walkLeft -= range.walked;
