@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
 import { noteAllocation } from './gc';
+import { inflateExactly } from './inflate';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
 import { PackError, PackFile, parseEntryHeader } from './pack';
@@ -88,12 +89,10 @@ export class ObjectCorruptError extends Error {
 function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
   let out: Buffer;
   try {
-    // One output chunk a byte larger than the object: no second pass, no concatenation.
-    out = zlib.inflateSync(data, { chunkSize: Math.min(Math.max(64, size + 1), 1 << 26) });
+    out = inflateExactly(data, size);
   } catch (err) {
     throw new ObjectCorruptError(`${what()}: ${(err as Error).message}`);
   }
-  if (out.length !== size) throw new ObjectCorruptError(`${what()}: inflated to ${out.length} bytes, expected ${size}`);
   noteAllocation(size);
   return out;
 }
