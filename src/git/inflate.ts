@@ -57,3 +57,47 @@ export function inflateExactly(input: Buffer, size: number): Buffer {
   if (produced !== size) throw new Error(`inflated to ${produced === room ? 'more than ' + size : produced} bytes, expected ${size}`);
   return out.subarray(0, size);
 }
+
+/**
+ * Deflating objects that must be sent whole (their delta base stays
+ * behind), with one reused handle for the same reason as above. Level 1:
+ * these are mostly source files, where it costs a few percent of size and
+ * saves most of the time.
+ */
+let deflater: { handle: ZlibHandle; state: Uint32Array } | null | undefined;
+let deflateFailure: string | null = null;
+export const DEFLATE_LEVEL = 1;
+
+function deflateSetup(): void {
+  deflater = null;
+  try {
+    const d = new zlib.Deflate({ level: DEFLATE_LEVEL }) as unknown as { _handle?: ZlibHandle; _writeState?: Uint32Array };
+    if (d._handle && typeof d._handle.writeSync === 'function' && typeof d._handle.reset === 'function' && d._writeState) {
+      deflater = { handle: d._handle, state: d._writeState };
+      d._handle.onerror = (message: string) => { deflateFailure = message; };
+    }
+  } catch {
+    deflater = null;
+  }
+}
+
+export function deflate(data: Buffer): Buffer {
+  if (deflater === undefined) deflateSetup();
+  if (!deflater || data.length > 1 << 26) return zlib.deflateSync(data, { level: DEFLATE_LEVEL });
+  // deflateBound() for zlib's defaults, plus room for the zlib header and trailer.
+  const room = data.length + (data.length >> 12) + (data.length >> 14) + (data.length >> 25) + 64;
+  const out = Buffer.allocUnsafe(room);
+  deflateFailure = null;
+  deflater.handle.writeSync(zlib.constants.Z_FINISH, data, 0, data.length, out, 0, room);
+  if (deflateFailure !== null) {
+    deflateSetup();
+    throw new Error(deflateFailure);
+  }
+  const produced = room - deflater.state[0]!;
+  const leftIn = deflater.state[1]!;
+  deflater.handle.reset();
+  if (leftIn !== 0 || produced === room) {
+    return zlib.deflateSync(data, { level: DEFLATE_LEVEL }); // did not fit: let zlib size it
+  }
+  return out.subarray(0, produced);
+}

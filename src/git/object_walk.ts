@@ -14,7 +14,7 @@
 import { MODE_GITLINK, MODE_TREE, OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE, ObjectFormatError, parseTag, typeCode } from './object';
 import type { ObjectStore } from './odb';
 import type { PackFile } from './pack';
-import { BitmapError, PackBitmap, orInto, newBits, testBit, type Bits } from './bitmap';
+import { BitmapError, PackBitmap, orInto, newBits, popcount, testBit, type Bits } from './bitmap';
 import { CommitGraph, DateQueue, MissingObjectError, parseCommitHeader, type CommitNode } from './revwalk';
 import type { Progress } from './progress';
 
@@ -236,6 +236,13 @@ export class ObjectWalker {
   /** Computes the selection for a request. */
   walk(req: WalkRequest): ObjectSelection {
     const useBitmaps = req.useBitmaps !== false && req.grafts.size === 0;
+    if (useBitmaps && req.haves.length === 0) {
+      try {
+        if (this.wholePackByBitmap(req.wants)) return this.sel;
+      } catch (err) {
+        if (!(err instanceof BitmapError)) throw err;
+      }
+    }
     if (useBitmaps) {
       try {
         const wantCommits = this.addWants(req.wants);
@@ -249,6 +256,55 @@ export class ObjectWalker {
     if (req.haves.length > 0) this.walkWithHaves(wantCommits, req);
     else this.walkAll(wantCommits, req.grafts);
     return this.sel;
+  }
+
+  /**
+   * The common clone: one pack with a bitmap, and the wants reach all of it
+   * (every tag in it is wanted, and the wanted commits' bitmaps cover all
+   * else). Decided from the .idx and the bitmap alone, without the pack's
+   * reverse index, and then the pack goes out as it is. Nothing is marked
+   * unless the answer is yes.
+   */
+  private wholePackByBitmap(wants: string[]): boolean {
+    const packs = this.store.packs;
+    if (packs.length !== 1) return false;
+    const pack = packs[0]!;
+    const bitmap = PackBitmap.open(pack);
+    if (!bitmap) return false;
+    const name = Buffer.alloc(20);
+    const indexOf = (oid: string) => {
+      name.write(oid, 0, 20, 'hex');
+      return pack.idx.find(name, 0);
+    };
+    const result = newBits(pack.count);
+    const tags = new Set<string>();
+    for (const w of wants) {
+      let cur = w;
+      for (let depth = 0; ; depth++) {
+        const i = indexOf(cur);
+        if (i < 0 || depth > 64) return false; // not in this pack: walk
+        const { h } = { h: this.store.headerAt(pack, pack.idx.offset(i)) };
+        if (h.type === 'tag') {
+          tags.add(cur);
+          cur = parseTag(this.store.readAt(pack, pack.idx.offset(i)).data).object;
+          continue;
+        }
+        if (h.type === 'commit') {
+          const bits = bitmap.reachable(i);
+          if (bits) orInto(result, bits);
+        }
+        break; // a commit without a bitmap, a tree or a blob: covered only if the pack is
+      }
+    }
+    const tagBits = bitmap.typeBits(3);
+    if (tags.size !== popcount(tagBits)) return false; // some tag is not wanted
+    orInto(result, tagBits);
+    if (popcount(result) !== pack.count) return false;
+    this.sel.flagsOf(pack).fill(F_SEND);
+    this.sel.count = pack.count;
+    this.sel.bitmapUsed = true;
+    this.progress?.tick(pack.count);
+    return true;
   }
 
   /** Marks wanted non-commits (tags, trees, blobs); returns the commits to walk from. */
