@@ -11,7 +11,6 @@
  * pack move into objects/pack — just before the first ref moves.
  */
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { ByteReader } from './byte_reader';
 import { Connectivity, ConnectivityError, type ObjectAccess } from './connectivity';
 import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
@@ -25,11 +24,12 @@ import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
 import { ObjectFormatError, type ObjectType } from './object';
 import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+import type { Conn, SessionOutcome } from './upload_pack';
+import { AGENT } from './version';
 
 export type { ProtectRules } from './protect';
 
-export interface Conn { input: Readable; output: Writable }
-export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
+export type { Conn, SessionOutcome } from './upload_pack';
 
 export interface ReceivePackOptions {
   protocol: 0 | 1 | 2;
@@ -46,7 +46,6 @@ export interface ReceivePackOptions {
 export interface RefUpdate { ref: string; old: string; new: string; ok: boolean; reason?: string }
 export interface ReceiveOutcome extends SessionOutcome { updates: RefUpdate[]; pushOptions: string[] }
 
-export const AGENT = 'gotd/0.1.0';
 const CAPABILITIES = [
   'report-status', 'report-status-v2', 'delete-refs', 'side-band-64k', 'quiet', 'atomic', 'ofs-delta',
   'push-options', 'object-format=sha1', `agent=${AGENT}`,
