@@ -22,6 +22,7 @@ import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
 import { buildIdx, OFF32_LIMIT } from './idx_writer';
+import { inflateExactly, inflatePrefix } from './inflate';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
 import { encodeEntryHeader, parseEntryHeader } from './pack';
 
@@ -277,15 +278,6 @@ function preadAll(fd: number, offset: number, length: number): Buffer {
   return buf;
 }
 
-/**
- * zlib options for output of exactly `size` bytes: one output buffer of
- * that size (not a 16 KiB one per call), and an error as soon as there is
- * more (a zlib bomb stops there).
- */
-function exactOutput(size: number): zlib.ZlibOptions {
-  return { maxOutputLength: Math.max(size, 1), chunkSize: Math.min(Math.max(size + 1, 64), 1 << 20) };
-}
-
 function zlibMessage(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ERR_BUFFER_TOO_LARGE') return 'inflates to more than its declared size';
@@ -423,20 +415,15 @@ export class PackIndexer {
     // more bytes than the client must still send: after the last entry comes
     // only the trailer, and the client waits for our answer.
     if (size <= SYNC_INFLATE_MAX && input.length > 0) {
-      let res: { buffer: Buffer; engine: zlib.Inflate } | null = null;
+      let res: { data: Buffer; consumed: number } | null;
       try {
-        res = zlib.inflateSync(input.peek(), { info: true, ...exactOutput(size) }) as unknown as { buffer: Buffer; engine: zlib.Inflate };
+        res = inflatePrefix(input.peek(), size);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'Z_BUF_ERROR') {
-          throw new PackIndexError(`inflate failed for the object at ${offset}: ${zlibMessage(err)}`);
-        }
+        throw new PackIndexError(`inflate failed for the object at ${offset}: ${zlibMessage(err)}`);
       }
       if (res) {
-        if (res.buffer.length !== size) {
-          throw new PackIndexError(`object at ${offset} inflates to ${res.buffer.length} bytes, expected ${size}`);
-        }
-        input.consume(res.engine.bytesWritten);
-        if (size > 0) sink(res.buffer);
+        input.consume(res.consumed);
+        if (size > 0) sink(res.data);
         return;
       }
     }
@@ -502,9 +489,7 @@ export class PackIndexer {
     const raw = this.windows.read(off, this.e.end[i]! - off);
     const h = parseEntryHeader(raw, 0, off);
     try {
-      const out = zlib.inflateSync(raw.subarray(h.headerLength), exactOutput(h.size));
-      if (out.length !== h.size) throw new Error('size mismatch');
-      return out;
+      return inflateExactly(raw.subarray(h.headerLength), h.size);
     } catch (err) {
       throw new PackIndexError(`inflate failed for the object at ${off}: ${zlibMessage(err)}`);
     }
