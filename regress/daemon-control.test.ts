@@ -112,8 +112,8 @@ access = ["permit ro ${USERS.carol}"]
     const r = await ask(carol, 'team/secret', 'git-receive-pack');
     t.equal(r.code, 1);
     t.equal(r.stdout, '0016ERR access denied\n', 'same refusal as any other');
-    const line = await g.waitLog(/service=git-receive-pack .*outcome=denied: read-only access/);
-    t.match(line, new RegExp(`user=${USERS.carol}`));
+    const line = await g.waitLog(new RegExp(`user=${USERS.carol} .*service=git-receive-pack .*outcome=denied: read-only access`));
+    t.match(line, /repo="team\/secret"/);
     t.notOk(g.log.slice(before).some((l) => /cannot open repository|worker/.test(l)), 'no worker ran');
   });
 
