@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     `gotd is serving ${repo} as "demo" (state in ${dir}). Try, from any directory:`,
     '',
     `  GOTD_UNIX_SOCKET=${sock} git clone -u ${bin}/git-upload-pack file:///demo gotd-demo`,
-    `  cd gotd-demo && echo hi >> README && git commit -qam hi && GOTD_UNIX_SOCKET=${sock} git push --receive-pack=${bin}/git-receive-pack`,
+    `  cd gotd-demo && echo hi >> README && git -c user.name=you -c user.email=you@example.org commit -qam hi && GOTD_UNIX_SOCKET=${sock} git push --receive-pack=${bin}/git-receive-pack`,
     '',
     `  ${path.join(prefix, 'sbin', 'gotctl')} -f ${sock} info`,
     '',

@@ -11,25 +11,26 @@
  * pack move into objects/pack — just before the first ref moves.
  */
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { ByteReader } from './byte_reader';
-import { Connectivity, ConnectivityError, type ObjectAccess } from './connectivity';
+import { Connectivity, ConnectivityError, type PackObjects } from './connectivity';
 import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
 import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
-import { ObjectStore } from './odb';
+import { ObjectCorruptError, ObjectStore } from './odb';
+import type { PackFile } from './pack';
 import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline';
 import { protectProblem, type ProtectRules } from './protect';
 import { Quarantine, cleanStale } from './quarantine';
 import { RefTransaction, ZERO_OID } from './ref_update';
 import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
-import type { ObjectType } from './object';
+import { ObjectFormatError, type ObjectType } from './object';
 import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+import type { Conn, SessionOutcome } from './upload_pack';
+import { AGENT } from './version';
 
 export type { ProtectRules } from './protect';
 
-export interface Conn { input: Readable; output: Writable }
-export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
+export type { Conn, SessionOutcome } from './upload_pack';
 
 export interface ReceivePackOptions {
   protocol: 0 | 1 | 2;
@@ -46,7 +47,6 @@ export interface ReceivePackOptions {
 export interface RefUpdate { ref: string; old: string; new: string; ok: boolean; reason?: string }
 export interface ReceiveOutcome extends SessionOutcome { updates: RefUpdate[]; pushOptions: string[] }
 
-export const AGENT = 'gotd/0.1.0';
 const CAPABILITIES = [
   'report-status', 'report-status-v2', 'delete-refs', 'side-band-64k', 'quiet', 'atomic', 'ofs-delta',
   'push-options', 'object-format=sha1', `agent=${AGENT}`,
@@ -139,19 +139,39 @@ async function readRequest(pkts: PktReader): Promise<Request> {
 }
 
 /** Objects of the quarantined pack first, then the repository's. */
-class PushObjects implements ObjectAccess {
-  constructor(private readonly pack: IndexedPack | null, private readonly incoming: ObjectStore | null, private readonly repo: ObjectStore) {}
+class PushObjects {
+  readonly pack: PackObjects | null = null;
+  private readonly file: PackFile | null = null;
 
-  isNew(oid: string): boolean {
-    return this.pack?.typeOf(oid) != null;
+  constructor(readonly indexed: IndexedPack | null, incoming: ObjectStore | null, readonly repo: ObjectStore) {
+    if (!indexed?.name || !incoming) return;
+    const file = incoming.packs[0];
+    if (!file || incoming.packs.length !== 1 || file.count !== indexed.count) throw new Error('quarantine does not hold the pack just indexed');
+    this.file = file;
+    this.pack = {
+      find: (name, off) => file.find(name, off),
+      type: (pos) => indexed.typeAt(pos),
+      read: (pos) => {
+        // Positions are pack order for both indexer and reader; a mismatch would be a bug, not bad input.
+        if (file.offsetOf(pos) !== indexed.offsetAt(pos)) throw new Error(`pack position ${pos} disagrees between indexer and reader`);
+        return incoming.readPacked(file, pos).data;
+      },
+    };
+  }
+
+  private pos(oid: string): number {
+    return this.file && this.pack ? this.pack.find(Buffer.from(oid, 'hex'), 0) : -1;
   }
 
   typeOf(oid: string): ObjectType | null {
-    return this.pack?.typeOf(oid) ?? this.repo.header(oid)?.type ?? null;
+    const pos = this.pos(oid);
+    if (pos >= 0) return this.pack!.type(pos);
+    return this.repo.header(oid)?.type ?? null;
   }
 
   read(oid: string): { type: ObjectType; data: Buffer } | null {
-    if (this.incoming && this.isNew(oid)) return this.incoming.read(oid);
+    const pos = this.pos(oid);
+    if (pos >= 0) return { type: this.pack!.type(pos), data: this.pack!.read(pos) };
     return this.repo.read(oid);
   }
 }
@@ -239,8 +259,14 @@ class Session {
       if (unpack !== 'ok') outcome.error = unpack;
       return outcome;
     } catch (err) {
+      // Not the client's fault (or the client vanished): say little, log all.
       outcome.error = (err as Error).message;
-      this.log(`receive-pack: ${outcome.error}`);
+      this.log(`receive-pack: internal error: ${(err as Error).stack ?? outcome.error}`);
+      try {
+        await this.out.write(errPkt('internal server error'));
+      } catch {
+        // the client is gone
+      }
       return outcome;
     } finally {
       outcome.bytesIn = this.reader.bytesRead;
@@ -357,7 +383,7 @@ class Session {
   private checkCommands(commands: Command[], objects: PushObjects): void {
     const head = this.repo.refs.head();
     const tips = (): string[] => this.repo.refs.list('refs/').map((r) => r.oid);
-    const conn = new Connectivity(objects, (oid) => objects.isNew(oid), tips);
+    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, tips);
     for (const c of commands) {
       if (c.error) continue;
       if (c.new === ZERO_OID) {
@@ -368,14 +394,19 @@ class Session {
         else if (type !== 'commit' && c.ref.startsWith('refs/heads/')) c.error = `trying to write non-commit object ${c.new} to branch '${c.ref}'`;
       }
       if (c.error) continue;
-      c.error = protectProblem(this.opts.protect, c.ref, c.old, c.new, objects);
-      if (c.error || c.new === ZERO_OID) continue;
       try {
+        c.error = protectProblem(this.opts.protect, c.ref, c.old, c.new, objects);
+        if (c.error || c.new === ZERO_OID) continue;
         conn.check(c.new);
       } catch (err) {
-        if (!(err instanceof ConnectivityError)) throw err;
+        if (err instanceof ConnectivityError) {
+          c.error = 'missing necessary objects';
+        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError) {
+          c.error = 'bad objects';
+        } else {
+          throw err;
+        }
         this.log(`receive-pack: ${c.ref}: ${err.message}`);
-        c.error = 'missing necessary objects';
       }
     }
   }

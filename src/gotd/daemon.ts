@@ -91,10 +91,11 @@ export class Daemon {
     });
   }
 
-  /** Starts auth and listen; resolves once gotd.sock accepts. */
+  /** Starts auth and listen; resolves once gotd.sock accepts (rejects after 20 s). */
   start(): Promise<void> {
-    return new Promise((resolve) => {
-      this.onListening = resolve;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('listen did not start within 20s')), 20_000);
+      this.onListening = () => { clearTimeout(t); resolve(); };
       this.auth.start();
       this.notify.start();
       this.listen.start();

@@ -172,7 +172,12 @@ async function main(): Promise<void> {
     code = 1;
     void daemon.stop().then(() => process.exit(1));
   });
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (e) {
+    await daemon.stop();
+    die((e as Error).message);
+  }
   log.info(`gotd ${process.pid} serving ${config.repositories.length} repositories on ${config.listen}`);
   if (process.env[DETACHED]) {
     process.send?.({ ready: true });
