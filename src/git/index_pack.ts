@@ -22,7 +22,7 @@ import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
 import { buildIdx, OFF32_LIMIT } from './idx_writer';
-import { inflateExactly, inflatePrefix } from './inflate';
+import { deflate, inflateExactly, inflatePrefix } from './inflate';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
 import { encodeEntryHeader, parseEntryHeader } from './pack';
 
@@ -613,7 +613,7 @@ export class PackIndexer {
       const obj = this.opts.bases.read(base);
       if (!obj) continue;
       const code = typeCode(obj.type);
-      const entry = Buffer.concat([encodeEntryHeader(code, obj.data.length), zlib.deflateSync(obj.data, { level: 1 })]);
+      const entry = Buffer.concat([encodeEntryHeader(code, obj.data.length), deflate(obj.data)]);
       writeAll(this.fd, entry, at);
       this.windows.reset();
       const i = this.e.add(at, code, obj.data.length, -1);

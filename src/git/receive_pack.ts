@@ -13,7 +13,7 @@
 import * as path from 'node:path';
 import { ByteReader } from './byte_reader';
 import { Connectivity, ConnectivityError, type PackObjects } from './connectivity';
-import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
+import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs, type SpecialBlobs } from './fsck';
 import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
 import { ObjectCorruptError, ObjectStore } from './odb';
 import type { PackFile } from './pack';
@@ -176,6 +176,12 @@ class PushObjects {
   }
 }
 
+/** git's fsck_finish: the blobs trees name .gitmodules or .gitattributes, wherever they are. */
+function checkSpecialBlobs(special: SpecialBlobs, objects: PushObjects): void {
+  for (const oid of special.gitmodules) fsckSpecialBlob(oid, 'gitmodules', objects.read(oid));
+  for (const oid of special.gitattributes) fsckSpecialBlob(oid, 'gitattributes', objects.read(oid));
+}
+
 class Session {
   private readonly out: Output;
   private readonly reader: ByteReader;
@@ -310,14 +316,16 @@ class Session {
         quarantine = Quarantine.create(objectsDir);
         this.checkpoint('quarantine-created');
         try {
-          pack = await this.receivePackfile(quarantine);
+          const received = await this.receivePackfile(quarantine);
+          pack = received.pack;
+          if (pack.name) incoming = new ObjectStore(quarantine.dir);
+          checkSpecialBlobs(received.special, new PushObjects(pack, incoming, this.repo.objects));
         } catch (err) {
           if (!(err instanceof PackIndexError || err instanceof FsckError)) throw err;
           this.log(`receive-pack: unpack failed: ${err.message}`);
           for (const c of commands) c.error ??= 'unpacker error';
           return err.message;
         }
-        if (pack.name) incoming = new ObjectStore(quarantine.dir);
       }
       const objects = new PushObjects(pack, incoming, this.repo.objects);
       this.checkCommands(commands, objects);
@@ -357,7 +365,8 @@ class Session {
     }
   }
 
-  private async receivePackfile(quarantine: Quarantine): Promise<IndexedPack> {
+  /** Indexes the client's pack into the quarantine, fsck'ing every object; names the .gitmodules/.gitattributes blobs seen. */
+  private async receivePackfile(quarantine: Quarantine): Promise<{ pack: IndexedPack; special: SpecialBlobs }> {
     const special = newSpecialBlobs();
     const pack = await PackIndexer.run(this.reader, quarantine.packDir, {
       bases: this.repo.objects,
@@ -366,17 +375,7 @@ class Session {
       checkpoint: (s) => this.checkpoint(s),
     });
     if (pack.appended > 0) await this.say(`completed thin pack with ${pack.appended} local object${pack.appended === 1 ? '' : 's'}\n`);
-    if (special.gitmodules.size + special.gitattributes.size > 0) {
-      const incoming = pack.name ? new ObjectStore(quarantine.dir) : null;
-      try {
-        const objects = new PushObjects(pack, incoming, this.repo.objects);
-        for (const oid of special.gitmodules) fsckSpecialBlob(oid, 'gitmodules', objects.read(oid));
-        for (const oid of special.gitattributes) fsckSpecialBlob(oid, 'gitattributes', objects.read(oid));
-      } finally {
-        incoming?.close();
-      }
-    }
-    return pack;
+    return { pack, special };
   }
 
   /** Per-ref checks before anything is locked: names, HEAD, types, protection, connectivity. */
