@@ -143,6 +143,7 @@ t.test('ls-remote with and without ref prefixes', async (t) => {
   for (const p of PROTOCOLS) {
     t.equal(lsRemote(src, ['--symref'], { protocol: p }), lsRemote(src, ['--symref'], { server: 'stock', protocol: p }), `v${p}: --symref`);
   }
+  t.equal(lsRemote(src, ['-o', 'some-option', '-o', 'another'], { protocol: 2 }), stock, 'v2 server options are accepted');
 });
 
 t.test('include-tag: a single-branch clone follows the tags into its history', async (t) => {

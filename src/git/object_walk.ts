@@ -39,7 +39,7 @@ export class ObjectSelection {
   readonly looseFlags = new Map<string, number>();
   /** Objects to send. */
   count = 0;
-  /** Whole packs found to be wanted entirely (streamed verbatim). */
+  /** Whether reachability bitmaps answered (for the log). */
   bitmapUsed = false;
 
   flagsOf(pack: PackFile): Uint8Array {
@@ -283,7 +283,7 @@ export class ObjectWalker {
       for (let depth = 0; ; depth++) {
         const i = indexOf(cur);
         if (i < 0 || depth > 64) return false; // not in this pack: walk
-        const { h } = { h: this.store.headerAt(pack, pack.idx.offset(i)) };
+        const h = this.store.headerAt(pack, pack.idx.offset(i));
         if (h.type === 'tag') {
           tags.add(cur);
           cur = parseTag(this.store.readAt(pack, pack.idx.offset(i)).data).object;

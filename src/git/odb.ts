@@ -9,7 +9,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
-import { noteAllocation } from './gc';
 import { inflateExactly } from './inflate';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
@@ -93,12 +92,11 @@ function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
   } catch (err) {
     throw new ObjectCorruptError(`${what()}: ${(err as Error).message}`);
   }
-  noteAllocation(size);
   return out;
 }
 
 export interface ObjectStoreOptions {
-  /** Byte budget of the delta base cache (default 32 MiB). */
+  /** Byte budget of the delta base cache (default 8 MiB). */
   cacheBytes?: number;
 }
 
@@ -115,7 +113,7 @@ export class ObjectStore {
 
   constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
     this.packDir = path.join(dir, 'pack');
-    this.cache = new BaseCache(opts.cacheBytes ?? (16 << 20));
+    this.cache = new BaseCache(opts.cacheBytes ?? (8 << 20));
   }
 
   /** Packs currently in the repository, newest first. */
@@ -549,25 +547,6 @@ export class ObjectStore {
     throw new ObjectCorruptError(`${pack.name}: delta chain too long (a loop?)`);
   }
 
-  headerPacked(pack: PackFile, pos: number): { type: ObjectType; size: number } {
-    const cached = this.cache.get(pack, pos);
-    if (cached) return { type: typeName(cached.code), size: cached.data.length };
-    const off = pack.offsetOf(pos);
-    const raw = pack.rawEntry(pos);
-    const h = parseEntryHeader(raw, 0, off);
-    if (h.type !== OBJ_OFS_DELTA && h.type !== OBJ_REF_DELTA) return { type: typeName(h.type), size: h.size };
-    // A delta's target size is in its own header: inflate only the start of it.
-    let head: Buffer;
-    try {
-      head = zlib.inflateSync(raw.subarray(h.headerLength, h.headerLength + 256), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-      if (head.length < 20 && head.length < h.size) throw new Error('short');
-    } catch {
-      head = inflateExact(raw.subarray(h.headerLength), h.size, () => `${pack.name} delta at ${off}`);
-    }
-    const [, p] = deltaHeaderSize(head, 0);
-    const size = deltaHeaderSize(head, p)[0];
-    return { type: typeName(this.typeOfPacked(pack, pos)), size };
-  }
 }
 
 export { PackError };

@@ -66,15 +66,18 @@ export class PackIndex {
   private tableShift = 0;
 
   private buildTable(): Int32Array {
-    const prefix = this.prefix = new Uint32Array(this.count);
-    for (let i = 0; i < this.count; i++) prefix[i] = this.buf.readUInt32BE(this.shaOff + 20 * i);
+    const n = this.count;
+    const b = this.buf;
+    const prefix = this.prefix = new Uint32Array(n);
     let bits = 1;
-    while ((1 << bits) < this.count * 2) bits++;
+    while ((1 << bits) < n * 2) bits++;
     const table = new Int32Array(1 << bits);
     const mask = table.length - 1;
     const shift = 32 - bits;
-    for (let i = 0; i < this.count; i++) {
-      let h = this.prefix[i]! >>> shift;
+    for (let i = 0, at = this.shaOff; i < n; i++, at += 20) {
+      const p = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+      prefix[i] = p;
+      let h = p >>> shift;
       while (table[h] !== 0) h = (h + 1) & mask;
       table[h] = i + 1;
     }
@@ -139,6 +142,22 @@ export class PackIndex {
 
   crc32(i: number): number {
     return this.buf.readUInt32BE(this.crcOff + 4 * i);
+  }
+
+  /**
+   * All offsets as a fresh Uint32Array when none needs the 64-bit table
+   * (packs under 2 GiB), read with one byte swap per entry; else null.
+   */
+  offsets32(): Uint32Array | null {
+    if (this.bigCount > 0) return null;
+    const n = this.count;
+    const out = new Uint32Array(n);
+    const b = this.buf;
+    let at = this.offOff;
+    for (let i = 0; i < n; i++, at += 4) {
+      out[i] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+    }
+    return out;
   }
 
   offset(i: number): number {
