@@ -232,3 +232,28 @@ t.test('refs that cannot move: names, types, missing objects, stale info', async
   t.notMatch(refsOf(s.dir), /refs\/heads\/(blob|tagged|missing|stale|a\.\.b)/);
   t.same(fs.readdirSync(path.join(s.dir, 'objects')).filter((f) => f.startsWith('incoming-')), [], 'no quarantine left');
 });
+
+t.test('an old commit that merely exists is not trusted: its history may be incomplete', async (t) => {
+  const s = server();
+  const tree = git(['--git-dir', s.dir, 'rev-parse', `${s.main}^{tree}`]).trim();
+  const commitText = (parent: string, msg: string) =>
+    Buffer.from(`tree ${tree}\nparent ${parent}\nauthor A <a@example.org> 1700000000 +0000\ncommitter A <a@example.org> 1700000000 +0000\n\n${msg}\n`);
+  const writeLoose = (data: Buffer): string => {
+    const r = spawnSync('git', ['--git-dir', s.dir, 'hash-object', '-w', '-t', 'commit', '--stdin', '--literally'], { input: data, env: gitEnv() });
+    return r.stdout.toString().trim();
+  };
+  // Dangling commits left in the repository: one whose parent is gone, one whose history is whole.
+  const broken = writeLoose(commitText('1'.repeat(40), 'parent pruned long ago'));
+  const whole_ = writeLoose(commitText(s.main, 'dangling but complete'));
+  t.equal(fsckStrict(s.dir), '', 'dangling objects do not fail fsck');
+  const snap = snapshot(s.dir);
+  const onBroken = commitText(broken, 'new work on a broken base');
+  const r = await rawReceive(s.dir, Buffer.concat([commands([[ZERO, hashObject('commit', onBroken), 'refs/heads/x']]), craftPack([whole(1, onBroken)])]));
+  t.same(report(r.stdout), ['unpack ok', 'ng refs/heads/x missing necessary objects'], 'refused');
+  t.equal(refsOf(s.dir).includes('refs/heads/x'), false);
+  t.equal(snapshot(s.dir), snap, 'nothing changed');
+  const onWhole = commitText(whole_, 'new work on a complete base');
+  const ok = await rawReceive(s.dir, Buffer.concat([commands([[ZERO, hashObject('commit', onWhole), 'refs/heads/y']]), craftPack([whole(1, onWhole)])]));
+  t.same(report(ok.stdout), ['unpack ok', 'ok refs/heads/y'], 'a dangling commit with its whole history is fine');
+  t.equal(fsckStrict(s.dir), '');
+});

@@ -21,6 +21,7 @@ import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline
 import { protectProblem, type ProtectRules } from './protect';
 import { Quarantine, cleanStale } from './quarantine';
 import { RefTransaction, ZERO_OID } from './ref_update';
+import { CommitGraph, MissingObjectError, Reachability } from './revwalk';
 import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
 import { ObjectFormatError, type ObjectType } from './object';
@@ -381,8 +382,12 @@ class Session {
   /** Per-ref checks before anything is locked: names, HEAD, types, protection, connectivity. */
   private checkCommands(commands: Command[], objects: PushObjects): void {
     const head = this.repo.refs.head();
-    const tips = (): string[] => this.repo.refs.list('refs/').map((r) => r.oid);
-    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, tips);
+    let reach: Reachability | null = null;
+    const reachable = (oid: string): boolean => {
+      reach ??= new Reachability(new CommitGraph(this.repo.objects), this.repo.refs.list('refs/').map((r) => r.oid));
+      return reach.reachable(oid);
+    };
+    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, reachable);
     for (const c of commands) {
       if (c.error) continue;
       if (c.new === ZERO_OID) {
@@ -400,7 +405,7 @@ class Session {
       } catch (err) {
         if (err instanceof ConnectivityError) {
           c.error = 'missing necessary objects';
-        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError) {
+        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError || err instanceof MissingObjectError) {
           c.error = 'bad objects';
         } else {
           throw err;
