@@ -22,7 +22,7 @@ import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
 import { buildIdx, OFF32_LIMIT } from './idx_writer';
-import { deflate, inflateExactly, inflatePrefix } from './inflate';
+import { deflate, inflateExactly, inflatePrefix } from './zlib_handle';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
 import { encodeEntryHeader, parseEntryHeader } from './pack';
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
-import { inflateExactly } from './inflate';
+import { inflateExactly } from './zlib_handle';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
 import { PackError, PackFile, parseEntryHeader, type EntryHeader } from './pack';

@@ -42,7 +42,7 @@ export class PackFile {
   readonly version: number;
   private order: Uint32Array | null = null;    // pack position -> index position
   private rank: Uint32Array | null = null;     // index position -> pack position
-  private offsets: Float64Array | null = null; // pack position -> offset; [count] = end of last entry
+  private offsets: Float64Array | Uint32Array | null = null; // pack position -> offset; [count] = end of last entry
   private closed = false;
   private blocks = new Map<number, Buffer>();
 
@@ -94,7 +94,7 @@ export class PackFile {
     const sorted = this.loadRev() ?? this.sortByOffset();
     const order = sorted.order;
     const keys = sorted.offsets;
-    const offsets = new Float64Array(n + 1);
+    const offsets = this.size < 2 ** 32 ? new Uint32Array(n + 1) : new Float64Array(n + 1);
     const rank = new Uint32Array(n);
     let prev = -1;
     for (let p = 0; p < n; p++) {

@@ -70,7 +70,7 @@ export class PackIndex {
     const b = this.buf;
     const prefix = this.prefix = new Uint32Array(n);
     let bits = 1;
-    while ((1 << bits) < n * 2) bits++;
+    while ((1 << bits) < n * 1.5) bits++; // load factor at most 2/3
     const table = new Int32Array(1 << bits);
     const mask = table.length - 1;
     const shift = 32 - bits;

@@ -12,7 +12,7 @@
  */
 import * as zlib from 'node:zlib';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode } from './object';
-import { deflate } from './inflate';
+import { deflate } from './zlib_handle';
 import { ObjectCorruptError, type ObjectStore } from './odb';
 import { encodeEntryHeader, encodeOfsDelta, parseEntryHeader, type PackFile } from './pack';
 import { F_HAVE, F_SEND, type ObjectSelection } from './object_walk';
