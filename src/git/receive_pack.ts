@@ -25,7 +25,7 @@ import { CommitGraph, MissingObjectError, Reachability } from './revwalk';
 import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
 import { ObjectFormatError, type ObjectType } from './object';
-import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+import { Output, bandPackets, BAND_DATA, BAND_ERROR, BAND_PROGRESS } from './sideband';
 import type { Conn, SessionOutcome } from './upload_pack';
 import { AGENT } from './version';
 
@@ -270,7 +270,9 @@ class Session {
       outcome.error = (err as Error).message;
       this.log(`receive-pack: internal error: ${(err as Error).stack ?? outcome.error}`);
       try {
-        await this.out.write(errPkt('internal server error'));
+        // With side-band the client reads bands: the error goes on band 3.
+        if (this.sideband) for (const p of bandPackets(BAND_ERROR, Buffer.from('internal server error\n'), 65520)) await this.out.write(p);
+        else await this.out.write(errPkt('internal server error'));
       } catch {
         // the client is gone
       }
