@@ -68,11 +68,18 @@ export class PackFile {
   /** Opens pack-X.pack with pack-X.idx; throws PackError or an fs error when either is unusable. */
   static open(packPath: string): PackFile {
     const idx = PackIndex.load(packPath.replace(/\.pack$/, '.idx'));
-    const fd = fs.openSync(packPath, 'r');
+    let fd: number;
+    try {
+      fd = fs.openSync(packPath, 'r');
+    } catch (err) {
+      idx.close();
+      throw err;
+    }
     try {
       return new PackFile(packPath, idx, fd);
     } catch (err) {
       fs.closeSync(fd);
+      idx.close();
       throw err;
     }
   }
@@ -85,6 +92,7 @@ export class PackFile {
     if (!this.closed) {
       this.closed = true;
       fs.closeSync(this.fd);
+      this.idx.close();
     }
   }
 
