@@ -193,20 +193,19 @@ export class PackIndex {
     return this.bytes(this.crcOff + 4 * i, 4).readUInt32BE(0);
   }
 
-  /**
-   * All offsets as a fresh Uint32Array when none needs the 64-bit table
-   * (packs under 2 GiB), read with one byte swap per entry; else null.
-   */
-  offsets32(): Uint32Array | null {
-    if (this.bigCount > 0) return null;
+  /** True when no offset needs the 64-bit table (packs under 2 GiB). */
+  hasSmallOffsets(): boolean {
+    return this.bigCount === 0;
+  }
+
+  /** Writes every 31-bit offset into out[first + k * stride], one byte swap each (hasSmallOffsets only). */
+  offsetsInto(out: Uint32Array, first: number, stride: number): void {
     const n = this.count;
-    const out = new Uint32Array(n);
     const b = this.buf;
     let at = this.offOff;
-    for (let i = 0; i < n; i++, at += 4) {
-      out[i] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+    for (let i = 0, o = first; i < n; i++, at += 4, o += stride) {
+      out[o] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
     }
-    return out;
   }
 
   offset(i: number): number {
