@@ -4,9 +4,10 @@
  * a Section) to SECTIONS below. `node bench.js [section...] [--runs N]`.
  */
 import type { Section } from './lib';
+import { pushSection } from './push';
 import { uploadPackSection } from './upload_pack';
 
-const SECTIONS: Section[] = [uploadPackSection];
+const SECTIONS: Section[] = [uploadPackSection, pushSection];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

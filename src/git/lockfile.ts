@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { CREATE_EXCL, SYNC_OPEN_FLAG, mkdirDurable, syncDir, syncFile } from './durable';
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -19,30 +20,6 @@ export interface LockOptions {
   staleBefore?: number;
   /** Keep trying this long while someone else holds the lock (default: fail at once). */
   timeoutMs?: number;
-}
-
-/** fsync a directory so that a rename or unlink in it is durable. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** mkdir -p that fsyncs the parent of every directory it creates. */
-export function mkdirDurable(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  const parent = path.dirname(dir);
-  if (parent !== dir) mkdirDurable(parent);
-  try {
-    fs.mkdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return;
-  }
-  fsyncDir(parent);
 }
 
 function sleepSync(ms: number): void {
@@ -81,16 +58,17 @@ function breakStaleLock(lockPath: string, staleBefore: number): boolean {
   return false;
 }
 
+/**
+ * A held lock. No descriptor stays open between calls, so a push may hold
+ * thousands of ref locks at once; the lock file's inode number tells
+ * whether it is still ours.
+ */
 export class LockFile {
-  private fd: number | null;
   private done = false;
   readonly lockPath: string;
-  private readonly ino: number;
 
-  private constructor(readonly target: string, fd: number) {
+  private constructor(readonly target: string, private readonly ino: number) {
     this.lockPath = target + '.lock';
-    this.fd = fd;
-    this.ino = fs.fstatSync(fd).ino;
   }
 
   /** Takes the lock on `target`, creating its directory if needed; throws LockError when it is held. */
@@ -101,8 +79,12 @@ export class LockFile {
     let delay = 1;
     for (;;) {
       try {
-        const fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
-        return new LockFile(target, fd);
+        const fd = fs.openSync(lockPath, CREATE_EXCL, 0o644);
+        try {
+          return new LockFile(target, fs.fstatSync(fd).ino);
+        } finally {
+          fs.closeSync(fd);
+        }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && Date.now() < deadline + 1000) {
@@ -121,19 +103,18 @@ export class LockFile {
     }
   }
 
-  /** Writes the whole new content into the lock file and fsyncs it. */
+  /** Writes the whole new content into the lock file, durably. */
   write(content: Buffer | string): void {
-    if (this.fd === null) throw new LockError(`lock ${path.basename(this.lockPath)} already closed`);
-    const buf = typeof content === 'string' ? Buffer.from(content) : content;
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-    fs.fsyncSync(this.fd);
-  }
-
-  private close(): void {
-    if (this.fd !== null) {
-      fs.closeSync(this.fd);
-      this.fd = null;
+    if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
+    const fd = fs.openSync(this.lockPath, fs.constants.O_WRONLY | fs.constants.O_TRUNC | SYNC_OPEN_FLAG);
+    try {
+      if (fs.fstatSync(fd).ino !== this.ino) throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
+      const buf = typeof content === 'string' ? Buffer.from(content) : content;
+      let off = 0;
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      syncFile(fd);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -149,19 +130,17 @@ export class LockFile {
   /** Renames the lock over the target and fsyncs the directory. */
   commit(): void {
     if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
-    this.close();
     if (!this.stillOurs()) {
       this.done = true;
       throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
     }
     fs.renameSync(this.lockPath, this.target);
     this.done = true;
-    fsyncDir(path.dirname(this.target));
+    syncDir(path.dirname(this.target));
   }
 
   /** Gives the lock up without touching the target. Safe to call more than once. */
   release(): void {
-    this.close();
     if (this.done) return;
     this.done = true;
     if (this.stillOurs()) {
