@@ -1,0 +1,171 @@
+/**
+ * One client session as the parent sees it: ask auth, apply the per-user
+ * limit, start a fresh confined worker for the one repository, hand it the
+ * client socket, and log one line when it is over.  The parent never reads
+ * from the client socket; it only writes a refusal line when there is no
+ * session to be had.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import type * as net from 'node:net';
+import { findRepository, limitFor, type Config } from '../config/schema';
+import { encodeLine } from '../ipc/line';
+import {
+  fromWorkerSchema, parseMessage, protocolVersion, type Decision, type FromWorker, type GitRequest,
+  type Peer, type SessionMsg, type Who,
+} from '../ipc/messages';
+import { entryPath, workerCommand, type Confinement } from '../sys/confine';
+import type { Log } from './log';
+
+/** Input caps: a fetch sends wants and haves, a push sends a pack. */
+export const MAX_INPUT_READ = 128 * 1024 * 1024;
+export const MAX_INPUT_WRITE = 4 * 1024 * 1024 * 1024;
+
+/** The one refusal every client hears for every kind of "no" about a repository. */
+export const ACCESS_DENIED = 'access denied';
+
+export interface SessionDeps {
+  log: Log;
+  config(): Config;
+  confinement(): Confinement;
+  authorize(who: Who, repo: string, service: GitRequest['service']): Promise<Decision>;
+  /** Admitted sessions of a user (for limit_per_user / limits). */
+  countUser(user: string): number;
+  /** Sessions in the parent, for max_connections. */
+  countAll(): number;
+  ended(s: Session): void;
+  pushed(repo: string, user: string, updates: NonNullable<Extract<FromWorker, { type: 'done' }>['updates']>): void;
+}
+
+export class Session {
+  readonly started = Date.now();
+  user = '?';
+  repo: string;
+  admitted = false;
+  worker: ChildProcess | null = null;
+  private socket: net.Socket | null;
+  private done: Extract<FromWorker, { type: 'done' }> | null = null;
+  private outcome: string | null = null;
+  private over = false;
+
+  constructor(readonly id: number, socket: net.Socket, readonly peer: Peer, readonly request: GitRequest, private readonly deps: SessionDeps) {
+    this.socket = socket;
+    this.repo = request.repo;
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => { if (this.socket === socket && !this.worker) this.finish('client went away'); });
+  }
+
+  get service(): GitRequest['service'] { return this.request.service; }
+
+  async run(): Promise<void> {
+    const who: Who = { kind: 'unix', peer: this.peer, ...(this.request.user !== undefined ? { asUser: this.request.user } : {}) };
+    let d: Decision;
+    try {
+      d = await this.deps.authorize(who, this.request.repo, this.request.service);
+    } catch (e) {
+      return this.refuse('authorization unavailable, try again later', `auth: ${(e as Error).message}`);
+    }
+    this.user = d.user;
+    if (this.over) return;
+    if (d.verdict === 'deny') return this.refuse(ACCESS_DENIED, `denied: ${d.reason}`);
+    if (this.request.service === 'git-receive-pack' && d.verdict !== 'rw') return this.refuse(ACCESS_DENIED, 'denied: read-only access');
+
+    const config = this.deps.config();
+    const repo = findRepository(config, d.repo ?? '');
+    if (!repo) return this.refuse(ACCESS_DENIED, `denied: repository ${d.repo ?? '?'} gone after reload`);
+    this.repo = repo.name;
+
+    const limit = limitFor(config, d.user);
+    if (this.deps.countUser(d.user) >= limit) {
+      return this.refuse(`too many connections for user ${d.user} (limit ${limit})`, `refused: per-user limit ${limit}`);
+    }
+    if (this.deps.countAll() > config.connection.maxConnections) {
+      return this.refuse(`too many connections: the server limit of ${config.connection.maxConnections} is reached, try again later`, 'refused: max_connections');
+    }
+    this.admitted = true;
+
+    let repoPath: string;
+    try {
+      repoPath = fs.realpathSync(repo.path);
+    } catch (e) {
+      return this.refuse('repository not available', `cannot resolve ${repo.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.startWorker(repoPath, d.verdict, repo.protect, config);
+  }
+
+  private startWorker(repoPath: string, access: 'ro' | 'rw', protect: SessionMsg['protect'], config: Config): void {
+    const write = this.request.service === 'git-receive-pack';
+    const cmd = workerCommand(this.deps.confinement(), [entryPath(write ? 'repo_write' : 'repo_read')], repoPath, write);
+    const worker = spawn(cmd.file, cmd.args, {
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { LANG: 'C', GOTD_VERBOSE: process.env.GOTD_VERBOSE ?? '0' },
+    });
+    this.worker = worker;
+    const log = this.deps.log;
+    let partial = '';
+    worker.stderr!.setEncoding('utf8');
+    worker.stderr!.on('data', (s: string) => {
+      const lines = (partial + s).split('\n');
+      partial = lines.pop()!.slice(0, 4096);
+      for (const l of lines.slice(0, 50)) if (l) log.info(`session ${this.id}: ${l.slice(0, 1000)}`);
+    });
+    worker.on('error', (e) => this.finish(`cannot start worker: ${e.message}`));
+    worker.on('message', (raw: unknown) => {
+      const msg = parseMessage(fromWorkerSchema, raw);
+      if (!msg) { this.outcome = 'malformed message from worker'; worker.kill('SIGKILL'); return; }
+      if (msg.type === 'done') {
+        this.done = msg;
+        // It reported; it has no business staying around.
+        setTimeout(() => worker.kill('SIGKILL'), 5000).unref();
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      this.worker = null;
+      this.finish(this.outcome ?? (this.done ? (this.done.ok ? 'ok' : `failed: ${this.done.error ?? 'error'}`) : `worker ended (${signal ?? `exit ${code}`}) without a report`));
+    });
+
+    const msg: SessionMsg = {
+      type: 'session', repoPath, access, protocol: protocolVersion(this.request.protocol), protect,
+      requestTimeoutMs: config.connection.requestTimeout,
+      maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
+    };
+    const sock = this.socket!;
+    this.socket = null;
+    worker.send(msg, sock, { keepOpen: false }, (err) => {
+      if (err) { log.error(`session ${this.id}: hand-off to worker failed: ${err.message}`); sock.destroy(); worker.kill('SIGKILL'); }
+    });
+  }
+
+  private refuse(clientError: string, outcome: string): void {
+    const sock = this.socket;
+    this.socket = null;
+    if (sock && !sock.destroyed) {
+      sock.end(encodeLine({ ok: false, error: clientError }));
+      setTimeout(() => sock.destroy(), 2000).unref();
+    }
+    this.finish(outcome);
+  }
+
+  private finish(outcome: string): void {
+    if (this.over) return;
+    this.over = true;
+    this.socket?.destroy();
+    this.socket = null;
+    const secs = ((Date.now() - this.started) / 1000).toFixed(2);
+    const d = this.done;
+    this.deps.log.session(`session ${this.id}: user=${this.user} repo=${JSON.stringify(this.repo).slice(0, 200)} service=${this.service} ` +
+      `in=${d?.bytesIn ?? 0} out=${d?.bytesOut ?? 0} time=${secs}s outcome=${outcome}`);
+    if (d && d.updates.length > 0) this.deps.pushed(this.repo, this.user, d.updates);
+    this.deps.ended(this);
+  }
+
+  /** Ends the session now (shutdown). */
+  kill(): void {
+    if (this.worker) this.worker.kill('SIGKILL');
+    else this.refuse('gotd is shutting down', 'cut at shutdown');
+  }
+
+  info(): { id: number; user: string; repo: string; service: GitRequest['service']; ageMs: number; pid?: number } {
+    return { id: this.id, user: this.user, repo: this.repo, service: this.service, ageMs: Date.now() - this.started, ...(this.worker?.pid ? { pid: this.worker.pid } : {}) };
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * What every session worker (reader or writer) does around the Git engine:
+ * take exactly one session message and the client socket from the parent,
+ * say {"ok":true} to gotsh, run the service with an inactivity timeout and
+ * an input cap, report the outcome, and exit.  The worker is confined
+ * (see src/sys/confine.ts) before any of this runs.
+ */
+import * as net from 'node:net';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { errPkt } from '../git/pktline';
+import { encodeLine } from '../ipc/line';
+import { fromWorkerSchema, parseMessage, sessionSchema, type FromWorker, type SessionMsg } from '../ipc/messages';
+
+export interface Conn { input: Readable; output: Writable }
+
+export interface ServiceResult {
+  ok: boolean;
+  error?: string;
+  bytesIn: number;
+  bytesOut: number;
+  updates?: Array<{ ref: string; old: string; new: string; ok: boolean; reason?: string }>;
+  pushOptions?: string[];
+}
+
+export interface Service<R> {
+  /** Opens the repository; throws when it cannot be served. */
+  open(msg: SessionMsg): R;
+  serve(repo: R, conn: Conn, msg: SessionMsg, log: (line: string) => void): Promise<ServiceResult>;
+  /** How long the engine may keep going after the client vanished (a writer finishing a ref update). */
+  graceMs: number;
+}
+
+/** Passes bytes through until more than max have come in, then fails. */
+class InputCap extends Transform {
+  private seen = 0;
+  constructor(private readonly max: number, private readonly over: () => void) { super(); }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) { this.over(); cb(new Error('input too large')); return; }
+    cb(null, chunk);
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(line.replace(/[\r\n]+/g, ' ') + '\n');
+}
+
+function report(msg: FromWorker, then: () => void): void {
+  const checked = parseMessage(fromWorkerSchema, msg);
+  if (!checked || !process.connected) { then(); return; }
+  process.send!(checked, undefined, undefined, () => then());
+}
+
+function exitSoon(code: number): void {
+  setTimeout(() => process.exit(code), 10).unref();
+}
+
+export function runWorker<R>(service: Service<R>): void {
+  if (!process.send) { log('gotd worker: must be started by gotd'); process.exit(1); }
+
+  process.once('message', (raw: unknown, handle: unknown) => {
+    const msg = parseMessage(sessionSchema, raw);
+    if (!msg || !(handle instanceof net.Socket)) {
+      log('malformed session message from parent');
+      if (handle instanceof net.Socket) handle.destroy();
+      process.exit(2);
+    }
+    const sock = handle;
+    sock.allowHalfOpen = true; // the client may stop sending before it has read everything
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => setTimeout(() => { log('client gone; exiting'); process.exit(1); }, service.graceMs));
+    sock.setTimeout(msg.requestTimeoutMs, () => {
+      log(`no traffic for ${msg.requestTimeoutMs / 1000}s (request_timeout); closing`);
+      sock.destroy();
+    });
+
+    let repo: R;
+    try {
+      repo = service.open(msg);
+    } catch (e) {
+      log(`cannot open repository: ${(e as Error).message}`);
+      sock.end(encodeLine({ ok: false, error: 'repository not available' }));
+      report({ type: 'done', ok: false, error: 'cannot open repository', bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] }, () => exitSoon(1));
+      return;
+    }
+
+    const input = new InputCap(msg.maxInputBytes, () => {
+      log(`client sent more than ${msg.maxInputBytes} bytes; closing`);
+      sock.end(errPkt('input too large'));
+      setTimeout(() => sock.destroy(), 1000).unref();
+    });
+    input.on('error', () => { /* the engine sees the stream end */ });
+    sock.pipe(input);
+    sock.write(encodeLine({ ok: true }));
+
+    service.serve(repo, { input, output: sock }, msg, log).then(
+      (r) => finish(sock, { type: 'done', ok: r.ok, error: r.error, bytesIn: r.bytesIn, bytesOut: r.bytesOut, updates: r.updates ?? [], pushOptions: r.pushOptions ?? [] }),
+      (e: unknown) => {
+        log(`engine failure: ${(e as Error).stack ?? String(e)}`);
+        finish(sock, { type: 'done', ok: false, error: `internal error: ${(e as Error).message}`, bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] });
+      });
+  });
+  // Nothing arrives: the parent went away or is broken; do not linger.
+  setTimeout(() => { if (process.listenerCount('message') > 0) { log('no session within 30s'); process.exit(2); } }, 30_000).unref();
+  process.on('disconnect', () => exitSoon(1));
+  report({ type: 'ready' }, () => undefined);
+}
+
+/** Flushes what the engine wrote, reports, and exits. */
+function finish(sock: net.Socket, done: FromWorker): void {
+  let once = false;
+  const after = (): void => {
+    if (once) return;
+    once = true;
+    report(done, () => { sock.destroy(); exitSoon(done.type === 'done' && done.ok ? 0 : 1); });
+  };
+  if (sock.destroyed || sock.writableFinished) { after(); return; }
+  if (!sock.writableEnded) sock.end();
+  sock.once('finish', after);
+  sock.once('close', after);
+}

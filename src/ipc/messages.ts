@@ -1,0 +1,226 @@
+/**
+ * Every message that crosses a process boundary in gotd, as zod schemas:
+ * what gotsh and gotctl send on gotd.sock, and what the parent, listen,
+ * auth and the session workers send each other over Node's IPC channel.
+ * Each receiving end parses with these schemas; a message that does not
+ * parse is treated as a misbehaving sender (its session is killed), never
+ * acted upon.
+ */
+import { z } from 'zod';
+
+/* ---------- gotd.sock: one JSON line from the client, one JSON line back ---------- */
+
+/** Largest first request listen reads from a client (bytes, including the newline). */
+export const MAX_REQUEST = 4096;
+
+export const SERVICES = ['git-upload-pack', 'git-receive-pack'] as const;
+export const serviceSchema = z.enum(SERVICES);
+export type Service = z.infer<typeof serviceSchema>;
+
+export const gitRequestSchema = z.strictObject({
+  type: z.literal('git'),
+  service: serviceSchema,
+  repo: z.string().min(1).max(1024),
+  /** GIT_PROTOCOL as the client's git set it ("version=2"), or "". */
+  protocol: z.string().max(256),
+  /** Forced-command mode (gotsh -u NAME): the user a trusted account vouches for. */
+  user: z.string().min(1).max(64).optional(),
+});
+export type GitRequest = z.infer<typeof gitRequestSchema>;
+
+export const controlRequestSchema = z.strictObject({
+  type: z.literal('control'),
+  command: z.enum(['info', 'stop', 'reload']),
+  /** reload -c FILE */
+  config: z.string().min(1).max(4096).optional(),
+});
+export type ControlRequest = z.infer<typeof controlRequestSchema>;
+
+export const clientRequestSchema = z.discriminatedUnion('type', [gitRequestSchema, controlRequestSchema]);
+export type ClientRequest = z.infer<typeof clientRequestSchema>;
+
+/** The daemon's first line to gotsh: after {"ok":true} the Git protocol begins. */
+export const gitReplySchema = z.strictObject({ ok: z.boolean(), error: z.string().max(1000).optional() });
+export type GitReply = z.infer<typeof gitReplySchema>;
+
+export const sessionInfoSchema = z.strictObject({
+  id: z.number().int(),
+  user: z.string(),
+  repo: z.string(),
+  service: serviceSchema,
+  ageMs: z.number(),
+  pid: z.number().int().optional(),
+});
+
+export const layersSchema = z.strictObject({
+  permissionModel: z.boolean(),
+  unprivilegedUser: z.boolean(),
+  bwrap: z.boolean(),
+  resourceLimits: z.boolean(),
+  detail: z.array(z.string()),
+});
+export type Layers = z.infer<typeof layersSchema>;
+
+export const infoSchema = z.strictObject({
+  pid: z.number().int(),
+  uptimeMs: z.number(),
+  configPath: z.string(),
+  user: z.string(),
+  uid: z.number().int(),
+  listen: z.string(),
+  layers: layersSchema,
+  children: z.array(z.strictObject({ role: z.string(), pid: z.number().int() })),
+  sessions: z.array(sessionInfoSchema),
+});
+export type Info = z.infer<typeof infoSchema>;
+
+export const controlReplySchema = z.strictObject({
+  ok: z.boolean(),
+  error: z.string().max(8192).optional(),
+  message: z.string().max(8192).optional(),
+  info: infoSchema.optional(),
+});
+export type ControlReply = z.infer<typeof controlReplySchema>;
+
+/* ---------- shared pieces ---------- */
+
+/** Kernel-reported credentials of a unix socket peer (SO_PEERCRED). */
+export const peerSchema = z.strictObject({
+  uid: z.number().int().min(0).max(0xffffffff),
+  gid: z.number().int().min(0).max(0xffffffff),
+  pid: z.number().int().min(0),
+});
+export type Peer = z.infer<typeof peerSchema>;
+
+const oid = z.string().regex(/^[0-9a-f]{40}$/);
+
+export const protectSchema = z.strictObject({
+  branches: z.array(z.string()),
+  branchNamespaces: z.array(z.string()),
+  tagNamespaces: z.array(z.string()),
+});
+
+export const refUpdateSchema = z.strictObject({
+  ref: z.string().max(4096),
+  old: oid,
+  new: oid,
+  ok: z.boolean(),
+  reason: z.string().max(4096).optional(),
+});
+export type RefUpdateMsg = z.infer<typeof refUpdateSchema>;
+
+/* ---------- parent <-> listen ---------- */
+
+export const toListenSchema = z.discriminatedUnion('type', [
+  /** The configuration as parsed TOML; listen validates it with the config schema itself. */
+  z.strictObject({ type: z.literal('config'), config: z.unknown(), daemonUid: z.number().int() }),
+  /** Comes with the bound unix socket handle. */
+  z.strictObject({ type: z.literal('server'), path: z.string() }),
+  /** Sessions running in the parent, for max_connections. */
+  z.strictObject({ type: z.literal('load'), sessions: z.number().int().min(0) }),
+  /** Stop accepting; the parent is shutting down. */
+  z.strictObject({ type: z.literal('stop') }),
+]);
+export type ToListen = z.infer<typeof toListenSchema>;
+
+export const fromListenSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ready') }),
+  z.strictObject({ type: z.literal('listening'), path: z.string() }),
+  /** Comes with the client socket; the request has been read and parsed. */
+  z.strictObject({ type: z.literal('client'), peer: peerSchema, request: gitRequestSchema }),
+  z.strictObject({ type: z.literal('control'), peer: peerSchema, request: controlRequestSchema }),
+]);
+export type FromListen = z.infer<typeof fromListenSchema>;
+
+/* ---------- parent <-> auth ---------- */
+
+export const whoSchema = z.discriminatedUnion('kind', [
+  /** gotd.sock: the kernel's word, plus a forced-command assertion to be checked. */
+  z.strictObject({ kind: z.literal('unix'), peer: peerSchema, asUser: z.string().max(64).optional() }),
+  /** WebSocket: HTTP Basic credentials, or none (anonymous). */
+  z.strictObject({ kind: z.literal('web'), user: z.string().max(256).nullable(), password: z.string().max(1024) }),
+]);
+export type Who = z.infer<typeof whoSchema>;
+
+export const toAuthSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('config'), config: z.unknown(), secrets: z.unknown() }),
+  z.strictObject({
+    type: z.literal('authorize'), id: z.number().int(), who: whoSchema,
+    repo: z.string().max(1024), service: serviceSchema,
+  }),
+]);
+export type ToAuth = z.infer<typeof toAuthSchema>;
+
+export const fromAuthSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ready') }),
+  z.strictObject({ type: z.literal('configured') }),
+  z.strictObject({
+    type: z.literal('decision'), id: z.number().int(),
+    verdict: z.enum(['ro', 'rw', 'deny']),
+    /** False when WebSocket credentials were missing or wrong (HTTP 401 rather than 403). */
+    authenticated: z.boolean(),
+    /** Who the client is, for logs and per-user limits. */
+    user: z.string().max(256),
+    /** The configured name of the repository, when permitted. */
+    repo: z.string().max(1024).optional(),
+    /** Why, for the log only; the client always just hears "access denied". */
+    reason: z.string().max(1000),
+  }),
+]);
+export type FromAuth = z.infer<typeof fromAuthSchema>;
+export type Decision = Extract<FromAuth, { type: 'decision' }>;
+
+/* ---------- parent <-> session worker (reader / writer) ---------- */
+
+export const sessionSchema = z.strictObject({
+  type: z.literal('session'),
+  repoPath: z.string().min(1),
+  access: z.enum(['ro', 'rw']),
+  protocol: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  protect: protectSchema,
+  requestTimeoutMs: z.number().int().positive(),
+  maxInputBytes: z.number().int().positive(),
+});
+export type SessionMsg = z.infer<typeof sessionSchema>;
+
+export const fromWorkerSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ready') }),
+  z.strictObject({
+    type: z.literal('done'),
+    ok: z.boolean(),
+    error: z.string().max(4096).optional(),
+    bytesIn: z.number().min(0),
+    bytesOut: z.number().min(0),
+    updates: z.array(refUpdateSchema).max(100_000).default([]),
+    pushOptions: z.array(z.string().max(4096)).max(1000).default([]),
+  }),
+]);
+export type FromWorker = z.infer<typeof fromWorkerSchema>;
+
+/* ---------- parent -> notify (issue 7) ---------- */
+
+export const toNotifySchema = z.strictObject({
+  type: z.literal('pushed'),
+  repo: z.string(),
+  user: z.string(),
+  updates: z.array(refUpdateSchema),
+});
+export type ToNotify = z.infer<typeof toNotifySchema>;
+
+/* ---------- parsing ---------- */
+
+/** Parses a received message; null means "misbehaving sender". */
+export function parseMessage<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> | null {
+  const r = schema.safeParse(raw);
+  return r.success ? r.data : null;
+}
+
+/** GIT_PROTOCOL ("version=2:object-format=sha1") to the protocol version the engine speaks. */
+export function protocolVersion(gitProtocol: string): 0 | 1 | 2 {
+  let v: 0 | 1 | 2 = 0;
+  for (const kv of gitProtocol.split(':')) {
+    if (kv === 'version=2') v = 2;
+    else if (kv === 'version=1' && v === 0) v = 1;
+  }
+  return v;
+}
