@@ -22,9 +22,9 @@ function fail(reason: string, toGit = true): never {
   process.exit(1);
 }
 
+/** The name gotsh was run by: node keeps the path as invoked (a git-upload-pack symlink) in argv[1]. */
 function argv0(): string {
-  // Installed wrappers pass the name they were called by (a symlink such as git-upload-pack).
-  return process.env.GOTSH_ARGV0 || process.argv[1] || 'gotsh';
+  return process.argv[1] || 'gotsh';
 }
 
 async function session(inv: Invocation): Promise<void> {
