@@ -96,7 +96,7 @@ function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
 }
 
 export interface ObjectStoreOptions {
-  /** Byte budget of the delta base cache (default 8 MiB). */
+  /** Byte budget of the delta base cache (default 4 MiB). */
   cacheBytes?: number;
 }
 
@@ -113,7 +113,7 @@ export class ObjectStore {
 
   constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
     this.packDir = path.join(dir, 'pack');
-    this.cache = new BaseCache(opts.cacheBytes ?? (8 << 20));
+    this.cache = new BaseCache(opts.cacheBytes ?? (4 << 20));
   }
 
   /** Packs currently in the repository, newest first. */
