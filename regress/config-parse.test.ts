@@ -24,7 +24,7 @@ function check(text: string): string {
 }
 
 t.test('the contract example is valid and means what it says', async (t) => {
-  const { config } = loadConfig(path.join(ROOT, 'etc', 'gotd.conf'));
+  const { config } = loadConfig(path.join(ROOT, 'regress', 'fixtures', 'contract-example.conf'));
   t.equal(config.user, '_gotd');
   t.equal(config.listen, '/var/run/gotd.sock');
   t.same(config.connection, { requestTimeout: 3_600_000, authTimeout: 10_000, maxConnections: 256, limitPerUser: 4, limits: { flan_hacker: 16, anonymous: 32 } });
