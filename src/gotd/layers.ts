@@ -83,19 +83,19 @@ async function chooseBwrap(bw: { path: string; disableUserns: boolean }, repo: s
     { disableUserns: false, proc: true },
     { disableUserns: false, proc: false },
   ].filter((o) => bw.disableUserns || !o.disableUserns);
-  let first: string | null = null;
+  const failed = new Map<string, string>();
+  const key = (o: { disableUserns: boolean; proc: boolean }): string => `${o.disableUserns} ${o.proc}`;
   for (const o of sets) {
     const c: Confinement = { bwrap: bw.path, heapMb: WORKER_HEAP_MB, ...o };
     const why = await readerProblem(c, repo, as);
-    if (!why) {
-      detail.push(`bubblewrap: ${bw.path} (mount, pid, net, ipc, uts, user namespaces; ${bwrapNotes(c).join('; ')})`);
-      if (!bw.disableUserns) detail.push('bubblewrap: this bwrap has no --disable-userns (0.8 and later have)');
-      if (first) detail.push(`bubblewrap: the full option set failed: ${first.slice(0, 300)}`);
-      return c;
-    }
-    first ??= why;
+    if (why) { failed.set(key(o), why.slice(0, 300)); continue; }
+    detail.push(`bubblewrap: ${bw.path} (mount, pid, net, ipc, uts, user namespaces; ${bwrapNotes(c).join('; ')})`);
+    // Each option left out, with what went wrong when it was in.
+    if (!o.disableUserns) detail.push(`bubblewrap: --disable-userns: ${failed.get(key({ ...o, disableUserns: true })) ?? 'not in this bwrap (0.8 and later have it)'}`);
+    if (!o.proc) detail.push(`bubblewrap: --proc: ${failed.get(key({ ...o, proc: true })) ?? '?'}`);
+    return c;
   }
-  detail.push(`bubblewrap: not usable (${(first ?? '?').slice(0, 300)})`);
+  detail.push(`bubblewrap: not usable (${failed.get(key(sets[0]!)) ?? '?'})`);
   return null;
 }
 
