@@ -33,9 +33,9 @@ let nextPackId = 1;
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-/** Block cache for small entries: 4 KiB blocks, 2 MiB per pack at most. */
+/** Block cache for small entries: 4 KiB blocks, 1 MiB per pack at most. */
 const BLOCK = 4096;
-const MAX_BLOCKS = 512;
+const MAX_BLOCKS = 256;
 
 export class PackFile {
   /** Process-unique, stable while this object lives (packs come and go). */
