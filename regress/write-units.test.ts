@@ -157,19 +157,19 @@ t.test('ref names: our rules are check-ref-format\'s', async (t) => {
 t.test('lock files: exclusive, stale ones broken only when older than staleBefore', async (t) => {
   const dir = tmpdir('gotd-lock-');
   const target = path.join(dir, 'refs', 'heads', 'x');
-  const a = LockFile.acquire(target);
-  t.throws(() => LockFile.acquire(target), LockError, 'a held lock cannot be taken');
-  t.throws(() => LockFile.acquire(target, { staleBefore: Date.now() - 60000 }), LockError, 'nor broken when it is younger than staleBefore');
-  a.write('1'.repeat(40) + '\n');
-  a.commit();
+  const a = await LockFile.acquire(target);
+  await t.rejects(LockFile.acquire(target), LockError, 'a held lock cannot be taken');
+  await t.rejects(LockFile.acquire(target, { staleBefore: Date.now() - 60000 }), LockError, 'nor broken when it is younger than staleBefore');
+  await a.write('1'.repeat(40) + '\n');
+  await a.commit();
   t.equal(fs.readFileSync(target, 'utf8'), '1'.repeat(40) + '\n', 'committed by rename');
   t.notOk(fs.existsSync(target + '.lock'));
 
   fs.writeFileSync(target + '.lock', 'left by a crash');
   const old = new Date(Date.now() - 3600e3);
   fs.utimesSync(target + '.lock', old, old);
-  t.throws(() => LockFile.acquire(target), LockError, 'a stale lock is still a lock by default');
-  const b = LockFile.acquire(target, { staleBefore: Date.now() - 60000 });
+  await t.rejects(LockFile.acquire(target), LockError, 'a stale lock is still a lock by default');
+  const b = await LockFile.acquire(target, { staleBefore: Date.now() - 60000 });
   t.pass('a lock older than staleBefore is broken');
   b.release();
   t.notOk(fs.existsSync(target + '.lock'), 'release removes the lock');
@@ -188,34 +188,34 @@ t.test('ref transactions: compare-and-swap, atomic abort, packed-refs', async (t
   const tag = [...packed.keys()].find((n) => n.startsWith('refs/tags/'))!;
 
   let tx = new RefTransaction(repo);
-  t.equal(tx.prepare({ ref: 'refs/heads/main', old: packed.get(other)!, new: main }), 'stale info', 'wrong old value');
-  t.equal(tx.prepare({ ref: 'refs/heads/new', old: main, new: main }), 'stale info', 'old value for a ref that does not exist');
-  t.equal(tx.prepare({ ref: tag, old: ZERO_OID, new: main }), 'stale info', 'creating a ref that exists');
-  t.equal(tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
-  t.match(new RefTransaction(repo).prepare({ ref: 'refs/heads/main', old: main, new: main }), /cannot lock ref/, 'a second writer waits its turn');
+  t.equal(await tx.prepare({ ref: 'refs/heads/main', old: packed.get(other)!, new: main }), 'stale info', 'wrong old value');
+  t.equal(await tx.prepare({ ref: 'refs/heads/new', old: main, new: main }), 'stale info', 'old value for a ref that does not exist');
+  t.equal(await tx.prepare({ ref: tag, old: ZERO_OID, new: main }), 'stale info', 'creating a ref that exists');
+  t.equal(await tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
+  t.match(await new RefTransaction(repo).prepare({ ref: 'refs/heads/main', old: main, new: main }), /cannot lock ref/, 'a second writer waits its turn');
   tx.release();
 
   fs.writeFileSync(path.join(repo, 'packed-refs.lock'), '');
   tx = new RefTransaction(repo);
-  t.equal(tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
-  t.equal(tx.prepare({ ref: other, old: packed.get(other)!, new: ZERO_OID }), null);
-  const failed = tx.commit(true);
+  t.equal(await tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
+  t.equal(await tx.prepare({ ref: other, old: packed.get(other)!, new: ZERO_OID }), null);
+  const failed = await tx.commit(true);
   t.equal(failed.size, 2, 'atomic: packed-refs busy fails both');
   t.same(readPackedRefs(repo), packed, 'packed-refs untouched');
   t.notOk(fs.existsSync(path.join(repo, 'refs', 'heads', 'main')), 'no loose ref written');
   fs.unlinkSync(path.join(repo, 'packed-refs.lock'));
 
   tx = new RefTransaction(repo);
-  t.equal(tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
-  t.equal(tx.prepare({ ref: other, old: packed.get(other)!, new: ZERO_OID }), null);
-  t.equal(tx.prepare({ ref: 'refs/heads/deep/new/ref', old: ZERO_OID, new: main }), null);
-  t.same([...tx.commit(true)], [], 'all applied');
+  t.equal(await tx.prepare({ ref: 'refs/heads/main', old: main, new: packed.get(other)! }), null);
+  t.equal(await tx.prepare({ ref: other, old: packed.get(other)!, new: ZERO_OID }), null);
+  t.equal(await tx.prepare({ ref: 'refs/heads/deep/new/ref', old: ZERO_OID, new: main }), null);
+  t.same([...(await tx.commit(true))], [], 'all applied');
   t.equal(fs.readFileSync(path.join(repo, 'refs', 'heads', 'main'), 'utf8'), packed.get(other)! + '\n');
   t.notOk(readPackedRefs(repo).has(other), 'deleted from packed-refs');
   t.equal(git(['--git-dir', repo, 'rev-parse', 'refs/heads/deep/new/ref']).trim(), main);
   tx = new RefTransaction(repo);
-  t.equal(tx.prepare({ ref: 'refs/heads/deep/new/ref', old: main, new: ZERO_OID }), null);
-  t.same([...tx.commit(false)], []);
+  t.equal(await tx.prepare({ ref: 'refs/heads/deep/new/ref', old: main, new: ZERO_OID }), null);
+  t.same([...(await tx.commit(false))], []);
   t.notOk(fs.existsSync(path.join(repo, 'refs', 'heads', 'deep')), 'empty directories removed');
   t.equal(spawnSync('git', ['--git-dir', repo, 'fsck', '--strict'], { env: gitEnv() }).status, 0);
 });

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
-import { CREATE_EXCL, SYNC_OPEN_FLAG, syncFile } from './durable';
+import { writeNewFile } from './durable';
 import { buildIdx, OFF32_LIMIT } from './idx_writer';
 import { deflate, inflateExactly, inflatePrefix } from './zlib_handle';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
@@ -298,10 +298,14 @@ export class PackIndexer {
   private packEnd = 0;
   private readonly windows: PackWindows;
 
-  private constructor(readonly dir: string, readonly fd: number, readonly tmpPath: string, readonly opts: IndexPackOptions) {
+  /** The pack file's descriptor, for the synchronous reads and writes; `file` syncs it. */
+  private readonly fd: number;
+
+  private constructor(readonly dir: string, private readonly file: fs.promises.FileHandle, readonly tmpPath: string, readonly opts: IndexPackOptions) {
+    this.fd = file.fd;
     this.maxObject = opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT;
     this.budget = opts.baseCacheBytes ?? DEFAULT_BASE_CACHE;
-    this.windows = new PackWindows(fd);
+    this.windows = new PackWindows(this.fd);
   }
 
   /**
@@ -311,14 +315,14 @@ export class PackIndexer {
    */
   static async run(input: ByteReader, dir: string, opts: IndexPackOptions): Promise<IndexedPack> {
     const tmpPath = path.join(dir, `tmp_pack_${process.pid}_${Date.now().toString(36)}`);
-    const fd = fs.openSync(tmpPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | SYNC_OPEN_FLAG, 0o444);
-    const ix = new PackIndexer(dir, fd, tmpPath, opts);
+    const file = await fs.promises.open(tmpPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
+    const ix = new PackIndexer(dir, file, tmpPath, opts);
     let result: IndexedPack | null = null;
     try {
       result = await ix.index(input);
       return result;
     } finally {
-      fs.closeSync(fd);
+      await file.close();
       if (!result || result.name === null) fs.rmSync(tmpPath, { force: true });
     }
   }
@@ -650,7 +654,7 @@ export class PackIndexer {
     return sum;
   }
 
-  private writeFiles(checksum: Buffer): IndexedPack {
+  private async writeFiles(checksum: Buffer): Promise<IndexedPack> {
     const n = this.e.n;
     let idx: Buffer;
     try {
@@ -658,20 +662,14 @@ export class PackIndexer {
     } catch (err) {
       throw new PackIndexError((err as Error).message);
     }
-    syncFile(this.fd);
+    await this.file.sync();
     this.checkpoint('pack-written');
     const name = `pack-${checksum.toString('hex')}`;
     const packPath = path.join(this.dir, name + '.pack');
     const idxPath = path.join(this.dir, name + '.idx');
     fs.renameSync(this.tmpPath, packPath);
     const tmpIdx = path.join(this.dir, `tmp_idx_${process.pid}`);
-    const fd = fs.openSync(tmpIdx, CREATE_EXCL, 0o444);
-    try {
-      writeAll(fd, idx);
-      syncFile(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    await writeNewFile(tmpIdx, idx, 0o444);
     fs.renameSync(tmpIdx, idxPath);
     this.checkpoint('idx-written');
     const types = this.e.type.subarray(0, n);

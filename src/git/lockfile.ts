@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CREATE_EXCL, SYNC_OPEN_FLAG, mkdirDurable, syncDir, syncFile } from './durable';
+import { CREATE_EXCL, mkdirDurable, syncDir } from './durable';
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -22,8 +22,8 @@ export interface LockOptions {
   timeoutMs?: number;
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -72,9 +72,9 @@ export class LockFile {
   }
 
   /** Takes the lock on `target`, creating its directory if needed; throws LockError when it is held. */
-  static acquire(target: string, opts: LockOptions = {}): LockFile {
+  static async acquire(target: string, opts: LockOptions = {}): Promise<LockFile> {
     const lockPath = target + '.lock';
-    mkdirDurable(path.dirname(target));
+    await mkdirDurable(path.dirname(target));
     const deadline = Date.now() + (opts.timeoutMs ?? 0);
     let delay = 1;
     for (;;) {
@@ -89,7 +89,7 @@ export class LockFile {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && Date.now() < deadline + 1000) {
           // A writer pruning empty directories removed ours meanwhile.
-          mkdirDurable(path.dirname(target));
+          await mkdirDurable(path.dirname(target));
           continue;
         }
         if (code !== 'EEXIST') throw err;
@@ -98,23 +98,22 @@ export class LockFile {
       if (Date.now() >= deadline) {
         throw new LockError(`unable to create '${path.basename(lockPath)}': File exists (another update in progress?)`);
       }
-      sleepSync(delay);
+      await sleep(delay);
       delay = Math.min(delay * 2, 100);
     }
   }
 
   /** Writes the whole new content into the lock file, durably. */
-  write(content: Buffer | string): void {
+  async write(content: Buffer | string): Promise<void> {
     if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
-    const fd = fs.openSync(this.lockPath, fs.constants.O_WRONLY | fs.constants.O_TRUNC | SYNC_OPEN_FLAG);
+    const fh = await fs.promises.open(this.lockPath, fs.constants.O_WRONLY);
     try {
-      if (fs.fstatSync(fd).ino !== this.ino) throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
-      const buf = typeof content === 'string' ? Buffer.from(content) : content;
-      let off = 0;
-      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
-      syncFile(fd);
+      if ((await fh.stat()).ino !== this.ino) throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
+      await fh.truncate(0);
+      await fh.writeFile(content);
+      await fh.sync();
     } finally {
-      fs.closeSync(fd);
+      await fh.close();
     }
   }
 
@@ -128,7 +127,7 @@ export class LockFile {
   }
 
   /** Renames the lock over the target and fsyncs the directory. */
-  commit(): void {
+  async commit(): Promise<void> {
     if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
     if (!this.stillOurs()) {
       this.done = true;
@@ -136,7 +135,7 @@ export class LockFile {
     }
     fs.renameSync(this.lockPath, this.target);
     this.done = true;
-    syncDir(path.dirname(this.target));
+    await syncDir(path.dirname(this.target));
   }
 
   /** Gives the lock up without touching the target. Safe to call more than once. */

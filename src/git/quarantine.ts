@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CREATE_EXCL, syncDir, syncFile } from './durable';
+import { mkdirDurable, syncDir, writeNewFile } from './durable';
 
 const PREFIX = 'incoming-';
 const KEEP_MARK = 'gotd receive-pack\n';
@@ -37,21 +37,15 @@ export class Quarantine {
    * the pack, then its index — a reader only uses a pack whose .idx exists —
    * with the directory fsynced in between so the order holds after a crash.
    */
-  migrate(name: string, checkpoint: (step: string) => void = () => {}): void {
+  async migrate(name: string, checkpoint: (step: string) => void = () => {}): Promise<void> {
     const dest = path.join(this.objectsDir, 'pack');
-    fs.mkdirSync(dest, { recursive: true });
+    await mkdirDurable(dest);
     const keep = path.join(dest, name + '.keep');
     const finalPack = path.join(dest, name + '.pack');
     const finalIdx = path.join(dest, name + '.idx');
     if (fs.existsSync(finalPack) && fs.existsSync(finalIdx)) return; // the same pack arrived before
     try {
-      const fd = fs.openSync(keep, CREATE_EXCL, 0o644);
-      try {
-        fs.writeSync(fd, KEEP_MARK);
-        syncFile(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      await writeNewFile(keep, KEEP_MARK, 0o644);
       this.kept = keep;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -59,10 +53,10 @@ export class Quarantine {
     }
     checkpoint('keep-written');
     fs.renameSync(path.join(this.packDir, name + '.pack'), finalPack);
-    syncDir(dest);
+    await syncDir(dest);
     checkpoint('pack-moved');
     fs.renameSync(path.join(this.packDir, name + '.idx'), finalIdx);
-    syncDir(dest);
+    await syncDir(dest);
     checkpoint('idx-moved');
   }
 

@@ -340,7 +340,7 @@ class Session {
       tx = new RefTransaction(this.repo.gitDir, { ...(this.opts.staleBefore !== undefined ? { staleBefore: this.opts.staleBefore } : {}) });
       for (const c of commands) {
         if (c.error) continue;
-        c.error = tx.prepare(c);
+        c.error = await tx.prepare(c);
         if (c.error && atomic) {
           tx.release();
           for (const d of commands) d.error ??= 'atomic push failure';
@@ -350,9 +350,9 @@ class Session {
       this.checkpoint('refs-locked');
       const going = commands.filter((c) => !c.error);
       if (quarantine && pack?.name && going.some((c) => c.new !== ZERO_OID)) {
-        quarantine.migrate(pack.name, (s) => this.checkpoint(s));
+        await quarantine.migrate(pack.name, (s) => this.checkpoint(s));
       }
-      const failed = tx.commit(atomic, (s) => this.checkpoint(s));
+      const failed = await tx.commit(atomic, (s) => this.checkpoint(s));
       for (const c of going) {
         const why = failed.get(c.ref);
         if (why) c.error = why;

@@ -69,7 +69,7 @@ function holdsFiles(dir: string): boolean {
 }
 
 /** Removes empty directories from `dir` up to (not including) the refs/ area's top. */
-function pruneEmptyDirs(gitDir: string, dir: string): void {
+async function pruneEmptyDirs(gitDir: string, dir: string): Promise<void> {
   const stop = path.join(gitDir, 'refs');
   while (dir.startsWith(stop + path.sep) && path.dirname(dir) !== stop) {
     try {
@@ -77,7 +77,7 @@ function pruneEmptyDirs(gitDir: string, dir: string): void {
     } catch {
       return;
     }
-    syncDir(path.dirname(dir));
+    await syncDir(path.dirname(dir));
     dir = path.dirname(dir);
   }
 }
@@ -139,7 +139,7 @@ export class RefTransaction {
   }
 
   /** Locks `cmd.ref` and checks it still has the value the client saw; returns why not, or null. */
-  prepare(cmd: RefCommand): string | null {
+  async prepare(cmd: RefCommand): Promise<string | null> {
     this.packed = null; // re-read under each lock: someone may have packed refs meanwhile
     const file = path.join(this.gitDir, cmd.ref);
     if (cmd.old === ZERO_OID) {
@@ -149,7 +149,7 @@ export class RefTransaction {
     }
     let lock: LockFile;
     try {
-      lock = LockFile.acquire(file, this.opts);
+      lock = await LockFile.acquire(file, this.opts);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTDIR' || code === 'EEXIST') return this.nameConflict(cmd.ref) ?? `cannot lock ref '${cmd.ref}'`;
@@ -163,7 +163,7 @@ export class RefTransaction {
       return null;
     }
     lock.release();
-    pruneEmptyDirs(this.gitDir, path.dirname(file));
+    await pruneEmptyDirs(this.gitDir, path.dirname(file));
     return reason;
   }
 
@@ -203,7 +203,7 @@ export class RefTransaction {
    * ref moves (writing a lock, rewriting packed-refs) applies none of them.
    * Returns ref -> failure reason for the refs that did not move.
    */
-  commit(atomic: boolean, checkpoint: (name: string) => void = () => {}): Map<string, string> {
+  async commit(atomic: boolean, checkpoint: (name: string) => void = () => {}): Promise<Map<string, string>> {
     const failed = new Map<string, string>();
     const abortAll = (reason: string): Map<string, string> => {
       for (const p of this.prepared) failed.set(p.cmd.ref, reason);
@@ -213,7 +213,7 @@ export class RefTransaction {
     for (const p of this.prepared) {
       if (p.cmd.new === ZERO_OID) continue;
       try {
-        p.lock.write(p.cmd.new + '\n');
+        await p.lock.write(p.cmd.new + '\n');
       } catch (err) {
         const reason = `failed to write ref${errCode(err)}`;
         if (atomic) return abortAll(reason);
@@ -224,7 +224,7 @@ export class RefTransaction {
     const deletions = this.prepared.filter((p) => p.cmd.new === ZERO_OID && !p.error);
     if (deletions.length > 0) {
       try {
-        this.removeFromPackedRefs(deletions.map((p) => p.cmd.ref));
+        await this.removeFromPackedRefs(deletions.map((p) => p.cmd.ref));
       } catch (err) {
         const reason = `failed to delete ref${errCode(err)}`;
         if (atomic) return abortAll(reason);
@@ -239,15 +239,15 @@ export class RefTransaction {
         if (p.cmd.new === ZERO_OID) {
           try {
             fs.unlinkSync(file);
-            syncDir(path.dirname(file));
+            await syncDir(path.dirname(file));
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
           }
           p.lock.release();
-          pruneEmptyDirs(this.gitDir, path.dirname(file));
+          await pruneEmptyDirs(this.gitDir, path.dirname(file));
         } else {
           if (p.clearDir) removeEmptyTree(file);
-          p.lock.commit();
+          await p.lock.commit();
         }
         checkpoint('ref-renamed');
       } catch (err) {
@@ -261,10 +261,10 @@ export class RefTransaction {
     return failed;
   }
 
-  private removeFromPackedRefs(refs: string[]): void {
+  private async removeFromPackedRefs(refs: string[]): Promise<void> {
     const file = path.join(this.gitDir, 'packed-refs');
     const gone = new Set(refs);
-    const lock = LockFile.acquire(file, { ...this.opts, timeoutMs: PACKED_REFS_TIMEOUT_MS });
+    const lock = await LockFile.acquire(file, { ...this.opts, timeoutMs: PACKED_REFS_TIMEOUT_MS });
     try {
       let text: string;
       try {
@@ -286,8 +286,8 @@ export class RefTransaction {
         else out.push(line);
       }
       if (!changed) return;
-      lock.write(out.join('\n'));
-      lock.commit();
+      await lock.write(out.join('\n'));
+      await lock.commit();
     } finally {
       lock.release();
     }

@@ -56,8 +56,8 @@ function age(ms: number): string {
 
 function printInfo(i: Info): void {
   const layers = [
-    i.layers.permissionModel && (i.layers.permissionModelWriters ? 'permission model' : 'permission model (readers)'),
-    i.layers.bwrap && 'bubblewrap',
+    i.layers.permissionModel && 'permission model',
+    i.layers.bwrap,
     i.layers.unprivilegedUser && 'unprivileged user',
     i.layers.resourceLimits && 'resource limits',
   ].filter(Boolean).join(', ');

@@ -1,8 +1,9 @@
 /**
  * Which confinement layers work on this machine, found by running the
  * probe (src/gotd/probe.ts) once inside them at start-up.  The permission
- * model must hold or gotd does not start; bubblewrap is used when it works
- * for this user (it needs unprivileged user namespaces).
+ * model must hold or gotd does not start; bubblewrap is used, with the
+ * strongest set of options that works, when it works for this user (it
+ * needs unprivileged user namespaces).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -63,6 +64,49 @@ function deniedAll(r: ProbeReport): string | null {
 
 export interface Detected { confinement: Confinement; layers: Layers }
 
+/** Why a confinement does not hold for readers, or null when it does. */
+async function readerProblem(c: Confinement, repo: string, as?: Ids): Promise<string | null> {
+  const r = await runProbe(c, repo, '/etc', false, as);
+  if (typeof r === 'string') return r;
+  return deniedAll(r) ?? (c.bwrap && r.network > 0 ? 'network visible' : null);
+}
+
+/**
+ * The strongest bubblewrap option set that works here.  Under systemd's
+ * ProtectKernelTunables= and ProtectKernelLogs= neither --disable-userns
+ * nor --proc can work, and the sandbox is still worth having without them.
+ */
+async function chooseBwrap(bw: { path: string; disableUserns: boolean }, repo: string, as: Ids | undefined, detail: string[]): Promise<Confinement | null> {
+  const sets = [
+    { disableUserns: true, proc: true },
+    { disableUserns: true, proc: false },
+    { disableUserns: false, proc: true },
+    { disableUserns: false, proc: false },
+  ].filter((o) => bw.disableUserns || !o.disableUserns);
+  const failed = new Map<string, string>();
+  const key = (o: { disableUserns: boolean; proc: boolean }): string => `${o.disableUserns} ${o.proc}`;
+  for (const o of sets) {
+    const c: Confinement = { bwrap: bw.path, heapMb: WORKER_HEAP_MB, ...o };
+    const why = await readerProblem(c, repo, as);
+    if (why) { failed.set(key(o), why.slice(0, 300)); continue; }
+    detail.push(`bubblewrap: ${bw.path} (mount, pid, net, ipc, uts, user namespaces; ${bwrapNotes(c).join('; ')})`);
+    // Each option left out, with what went wrong when it was in.
+    if (!o.disableUserns) detail.push(`bubblewrap: --disable-userns: ${failed.get(key({ ...o, disableUserns: true })) ?? 'not in this bwrap (0.8 and later have it)'}`);
+    if (!o.proc) detail.push(`bubblewrap: --proc: ${failed.get(key({ ...o, proc: true })) ?? '?'}`);
+    return c;
+  }
+  detail.push(`bubblewrap: not usable (${failed.get(key(sets[0]!)) ?? '?'})`);
+  return null;
+}
+
+/** What the chosen bubblewrap options mean, for gotd -n -v and gotctl info. */
+function bwrapNotes(c: Confinement): string[] {
+  return [
+    c.disableUserns ? 'no nested user namespaces' : 'nested user namespaces not blocked: --disable-userns unavailable',
+    ...(c.proc ? [] : ['no /proc: --proc unavailable']),
+  ];
+}
+
 /** Probes the layers; throws when the permission model does not hold (fail closed). */
 export async function detectLayers(as?: Ids): Promise<Detected> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gotd-probe-'));
@@ -70,41 +114,29 @@ export async function detectLayers(as?: Ids): Promise<Detected> {
     if (as) fs.chownSync(dir, as.uid, as.gid);
     const repo = fs.realpathSync(dir);
     const detail: string[] = [];
-    const plain: Confinement = { bwrap: null, disableUserns: false, heapMb: WORKER_HEAP_MB, writerPermission: true };
-    const r1 = await runProbe(plain, repo, '/etc', false, as);
-    const bad = typeof r1 === 'string' ? r1 : deniedAll(r1);
+    const plain: Confinement = { bwrap: null, disableUserns: false, proc: false, heapMb: WORKER_HEAP_MB };
+    const bad = await readerProblem(plain, repo, as);
     if (bad) throw new Error(`Node's permission model does not confine workers: ${bad}`);
     detail.push('permission model: fs read limited to the runtime and the repository, write to the repository (writers only); no child processes, workers or addons');
 
-    let confinement = plain;
     const bw = findBwrap();
-    if (!bw) {
-      detail.push('bubblewrap: not installed');
-    } else {
-      const c: Confinement = { bwrap: bw.path, disableUserns: bw.disableUserns, heapMb: WORKER_HEAP_MB, writerPermission: true };
-      const r2 = await runProbe(c, repo, '/etc', false, as);
-      const why = typeof r2 === 'string' ? r2 : deniedAll(r2) ?? (r2.network > 0 ? 'network visible' : null);
-      if (why) detail.push(`bubblewrap: not usable (${why.slice(0, 300)})`);
-      else { confinement = c; detail.push(`bubblewrap: ${bw.path} (mount, pid, net, ipc, uts, user namespaces${bw.disableUserns ? ', no nested user namespaces' : ''})`); }
+    if (!bw) detail.push('bubblewrap: not installed');
+    const confinement = (bw ? await chooseBwrap(bw, repo, as, detail) : null) ?? plain;
+
+    // Writers as they will run: their repository only, and durable writes.
+    const w = await runProbe(confinement, repo, '/etc', true, as);
+    if (typeof w !== 'string' && (w.writeOutside === 'allowed' || w.readOutside === 'allowed')) {
+      throw new Error("Node's permission model does not confine writers to their repository");
     }
-    // A writer must be able to fsync; where the permission model forbids the engine's
-    // fsync, writers keep the other layers (bubblewrap above all) and go without it.
-    const w = await runProbe(plain, repo, '/etc', true, as);
-    const fsync = typeof w === 'string' ? w : w.fsync;
-    if (fsync !== 'allowed') {
-      if (confinement.bwrap) {
-        confinement = { ...confinement, writerPermission: false };
-        detail.push(`writers: without the permission model, which refuses the engine's fsync on Node ${process.versions.node} (${fsync}); bubblewrap confines them`);
-      } else {
-        detail.push(`writers: the permission model refuses the engine's fsync on Node ${process.versions.node} (${fsync}) and there is no bubblewrap: pushes will fail`);
-      }
-    }
+    const wrote = typeof w === 'string' ? w : w.writeRepo !== 'allowed' ? `write: ${w.writeRepo}` : w.fsync !== 'allowed' ? `fsync: ${w.fsync}` : null;
+    if (wrote) detail.push(`writers: cannot write their repository durably (${wrote.slice(0, 300)}): pushes will fail`);
+
     const uid = as?.uid ?? process.getuid?.() ?? 0;
     detail.push(uid === 0 ? 'unprivileged user: NO, workers run as root' : `unprivileged user: uid ${uid}`);
     detail.push(`resource limits: heap ${WORKER_HEAP_MB} MB, request_timeout, input caps`);
     return {
       confinement,
-      layers: { permissionModel: true, permissionModelWriters: confinement.writerPermission || !confinement.bwrap, unprivilegedUser: uid !== 0, bwrap: confinement.bwrap !== null, resourceLimits: true, detail },
+      layers: { permissionModel: true, unprivilegedUser: uid !== 0, bwrap: confinement.bwrap ? `bubblewrap (${bwrapNotes(confinement).join('; ')})` : null, resourceLimits: true, detail },
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { syncDir, writeNewFile } from '../git/durable';
 
 function attempt(fn: () => unknown): string {
   try { fn(); return 'allowed'; } catch (e) { return (e as NodeJS.ErrnoException).code ?? (e as Error).name; }
@@ -29,8 +30,13 @@ async function main(): Promise<void> {
     addon: attempt(() => process.dlopen({ exports: {} } as NodeModule, '/nonexistent.node')),
     network: Object.keys(os.networkInterfaces()).filter((n) => n !== 'lo').length,
     pidNamespace: process.pid < 10,
-    // The write engine's own fsync (Node 20.20 refuses fs.fsyncSync under the permission model).
-    fsync: await attemptAsync(() => (require('../git/lockfile') as { fsyncDir(d: string): unknown }).fsyncDir(repo!)),
+    // The write engine's durable writes: a file and a directory fsynced the engine's way.
+    fsync: await attemptAsync(async () => {
+      const f = `${repo}/.gotd-probe-sync-${process.pid}`;
+      await writeNewFile(f, 'x', 0o644);
+      fs.unlinkSync(f);
+      await syncDir(repo!);
+    }),
   };
   process.send?.(report, () => process.exit(0));
 }

@@ -54,10 +54,9 @@ export const sessionInfoSchema = z.strictObject({
 
 export const layersSchema = z.strictObject({
   permissionModel: z.boolean(),
-  /** False where Node's permission model would stop writers from fsyncing (bubblewrap confines them). */
-  permissionModelWriters: z.boolean(),
   unprivilegedUser: z.boolean(),
-  bwrap: z.boolean(),
+  /** How bubblewrap confines, e.g. "bubblewrap (no nested user namespaces)"; null without it. */
+  bwrap: z.string().nullable(),
   resourceLimits: z.boolean(),
   detail: z.array(z.string()),
 });

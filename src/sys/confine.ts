@@ -22,14 +22,18 @@ export const WORKER_HEAP_MB = 512;
 export interface Confinement {
   /** Path of a working bwrap, or null to run without the kernel sandbox. */
   bwrap: string | null;
-  /** bwrap knows --disable-userns (0.8+): no nested user namespaces inside. */
-  disableUserns: boolean;
-  heapMb: number;
   /**
-   * Writers run under the permission model too.  False only where it would
-   * stop the engine's fsync and bubblewrap confines the writer instead.
+   * bwrap --disable-userns: no nested user namespaces inside.  Needs bwrap
+   * 0.8+ and a writable /proc/sys (systemd's ProtectKernelTunables= forbids).
    */
-  writerPermission: boolean;
+  disableUserns: boolean;
+  /**
+   * bwrap --proc /proc: a procfs of the sandbox's own.  The kernel refuses
+   * one where parts of the outer /proc are masked (ProtectKernelTunables=,
+   * ProtectKernelLogs=); the engine does not need /proc.
+   */
+  proc: boolean;
+  heapMb: number;
 }
 
 export function entryPath(name: 'repo_read' | 'repo_write' | 'probe'): string {
@@ -73,8 +77,7 @@ function systemBinds(node: string): string[] {
  */
 export function workerCommand(c: Confinement, entry: string[], repoPath: string, write: boolean): { file: string; args: string[] } {
   const node = fs.realpathSync(process.execPath);
-  const permission = !write || c.writerPermission || !c.bwrap;
-  const flags = [...(permission ? nodeFlags(repoPath, write, c.heapMb) : [`--max-old-space-size=${c.heapMb}`, '--no-addons', '--disallow-code-generation-from-strings']), ...entry];
+  const flags = [...nodeFlags(repoPath, write, c.heapMb), ...entry];
   if (!c.bwrap) return { file: node, args: flags };
   const zod = zodDir();
   return {
@@ -87,7 +90,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
       '--ro-bind', RUNTIME_SRC, RUNTIME_SRC,
       '--ro-bind', zod, zod,
       write ? '--bind' : '--ro-bind', repoPath, repoPath,
-      '--proc', '/proc',
+      ...(c.proc ? ['--proc', '/proc'] : []),
       '--dev', '/dev',
       '--chdir', '/',
       '--', node, ...flags,
@@ -95,7 +98,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
   };
 }
 
-/** A bwrap program on PATH (or the usual place), and whether it has --disable-userns. */
+/** A bwrap program in the usual places, and whether it knows --disable-userns. */
 export function findBwrap(): { path: string; disableUserns: boolean } | null {
   for (const p of ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap']) {
     if (!fs.existsSync(p)) continue;
