@@ -101,7 +101,9 @@ export function mkrepo(args: string[], opts: { copy?: boolean } = {}): string {
   let dir = built.get(key);
   if (!dir) {
     dir = path.join(tmpdir('gotd-mkrepo-'), 'repo.git');
-    const r = spawnSync(MKREPO, [dir, '-q', ...args], { env: gitEnv(), encoding: 'utf8' });
+    // tap re-injects NODE_OPTIONS (its processinfo hook) into every child;
+    // under it mkrepo's node gets a non-blocking stdout and dies with EAGAIN.
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', MKREPO, dir, '-q', ...args], { env: gitEnv(), encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`mkrepo ${key} failed: ${r.stderr}`);
     built.set(key, dir);
   }

@@ -1,0 +1,169 @@
+/**
+ * Git's lock files: `X.lock` created with O_EXCL is the right to replace X;
+ * the new content goes into the lock file, is fsynced, and the lock is
+ * renamed over X (then the directory is fsynced). Whoever finds the lock
+ * taken backs off. A lock left behind by a crash is only broken when it is
+ * older than `staleBefore` (for a daemon: its own start time, so no living
+ * writer can own it).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export class LockError extends Error {
+  override name = 'LockError';
+}
+
+export interface LockOptions {
+  /** Lock files last modified before this time (ms since the epoch) are left-overs of a crash. */
+  staleBefore?: number;
+  /** Keep trying this long while someone else holds the lock (default: fail at once). */
+  timeoutMs?: number;
+}
+
+/** fsync a directory so that a rename or unlink in it is durable. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** mkdir -p that fsyncs the parent of every directory it creates. */
+export function mkdirDurable(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  const parent = path.dirname(dir);
+  if (parent !== dir) mkdirDurable(parent);
+  try {
+    fs.mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return;
+  }
+  fsyncDir(parent);
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Moves a stale lock out of the way. The lock is renamed to a unique name
+ * first and only then judged, so that two processes breaking the same stale
+ * lock cannot remove a fresh one taken in between: a fresh one is put back.
+ */
+function breakStaleLock(lockPath: string, staleBefore: number): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(lockPath);
+  } catch {
+    return true; // gone already: try again
+  }
+  if (st.mtimeMs >= staleBefore) return false;
+  const aside = `${lockPath}.stale-${randomBytes(6).toString('hex')}`;
+  try {
+    fs.renameSync(lockPath, aside);
+  } catch {
+    return true;
+  }
+  const moved = fs.statSync(aside);
+  if (moved.mtimeMs < staleBefore) {
+    fs.unlinkSync(aside);
+    return true;
+  }
+  try {
+    fs.linkSync(aside, lockPath);
+  } finally {
+    fs.unlinkSync(aside);
+  }
+  return false;
+}
+
+export class LockFile {
+  private fd: number | null;
+  private done = false;
+  readonly lockPath: string;
+  private readonly ino: number;
+
+  private constructor(readonly target: string, fd: number) {
+    this.lockPath = target + '.lock';
+    this.fd = fd;
+    this.ino = fs.fstatSync(fd).ino;
+  }
+
+  /** Takes the lock on `target`, creating its directory if needed; throws LockError when it is held. */
+  static acquire(target: string, opts: LockOptions = {}): LockFile {
+    const lockPath = target + '.lock';
+    mkdirDurable(path.dirname(target));
+    const deadline = Date.now() + (opts.timeoutMs ?? 0);
+    let delay = 1;
+    for (;;) {
+      try {
+        const fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+        return new LockFile(target, fd);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      if (opts.staleBefore !== undefined && breakStaleLock(lockPath, opts.staleBefore)) continue;
+      if (Date.now() >= deadline) {
+        throw new LockError(`unable to create '${lockPath}': File exists (another update in progress?)`);
+      }
+      sleepSync(delay);
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  /** Writes the whole new content into the lock file and fsyncs it. */
+  write(content: Buffer | string): void {
+    if (this.fd === null) throw new LockError(`lock ${this.lockPath} already closed`);
+    const buf = typeof content === 'string' ? Buffer.from(content) : content;
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    fs.fsyncSync(this.fd);
+  }
+
+  private close(): void {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  /** True while the lock file on disk is still the one we created (nobody broke it). */
+  private stillOurs(): boolean {
+    try {
+      return fs.lstatSync(this.lockPath).ino === this.ino;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Renames the lock over the target and fsyncs the directory. */
+  commit(): void {
+    if (this.done) throw new LockError(`lock ${this.lockPath} already released`);
+    this.close();
+    if (!this.stillOurs()) {
+      this.done = true;
+      throw new LockError(`lock ${this.lockPath} was taken away`);
+    }
+    fs.renameSync(this.lockPath, this.target);
+    this.done = true;
+    fsyncDir(path.dirname(this.target));
+  }
+
+  /** Gives the lock up without touching the target. Safe to call more than once. */
+  release(): void {
+    this.close();
+    if (this.done) return;
+    this.done = true;
+    if (this.stillOurs()) {
+      try {
+        fs.unlinkSync(this.lockPath);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

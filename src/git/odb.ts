@@ -1,0 +1,423 @@
+/**
+ * The object database: loose objects and packs (with a multi-pack-index
+ * when present). Packs appear and disappear under a running reader when
+ * `git gc` or a push runs concurrently: every miss re-scans the pack
+ * directory once before it is believed, and packs already opened keep their
+ * descriptors (still readable after an unlink) until the store is closed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { applyDelta, deltaHeaderSize } from './delta';
+import { MultiPackIndex } from './midx';
+import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
+import { PackError, PackFile, parseEntryHeader } from './pack';
+
+export type { ObjectType } from './object';
+
+/** A packed object: its pack and its position in pack order. */
+export interface Located {
+  pack: PackFile;
+  pos: number;
+}
+
+export interface RawObject {
+  /** Pack type code (1 commit, 2 tree, 3 blob, 4 tag). */
+  code: number;
+  data: Buffer;
+}
+
+/** Longest delta chain followed before the pack is called corrupt (git's own limit is far lower). */
+const MAX_CHAIN = 10000;
+
+/** Least-recently-used cache of inflated objects (delta bases mostly), bounded in bytes. */
+export class BaseCache {
+  private map = new Map<number, RawObject>();
+  private bytes = 0;
+
+  constructor(readonly budget: number) {}
+
+  private static key(pack: PackFile, pos: number): number {
+    return pack.id * 4294967296 + pos;
+  }
+
+  get(pack: PackFile, pos: number): RawObject | undefined {
+    const k = BaseCache.key(pack, pos);
+    const v = this.map.get(k);
+    if (v) {
+      this.map.delete(k);
+      this.map.set(k, v);
+    }
+    return v;
+  }
+
+  put(pack: PackFile, pos: number, obj: RawObject): void {
+    const size = obj.data.length + 64;
+    if (size > this.budget / 4) return;
+    const k = BaseCache.key(pack, pos);
+    const old = this.map.get(k);
+    if (old) {
+      this.bytes -= old.data.length + 64;
+      this.map.delete(k);
+    }
+    this.map.set(k, obj);
+    this.bytes += size;
+    if (this.bytes > this.budget) {
+      for (const [key, v] of this.map) {
+        this.map.delete(key);
+        this.bytes -= v.data.length + 64;
+        if (this.bytes <= this.budget * 0.75) break;
+      }
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.bytes = 0;
+  }
+}
+
+export class ObjectCorruptError extends Error {
+  override name = 'ObjectCorruptError';
+}
+
+function inflateExact(data: Buffer, size: number, what: string): Buffer {
+  let out: Buffer;
+  try {
+    out = zlib.inflateSync(data);
+  } catch (err) {
+    throw new ObjectCorruptError(`${what}: ${(err as Error).message}`);
+  }
+  if (out.length !== size) throw new ObjectCorruptError(`${what}: inflated to ${out.length} bytes, expected ${size}`);
+  return out;
+}
+
+export interface ObjectStoreOptions {
+  /** Byte budget of the delta base cache (default 32 MiB). */
+  cacheBytes?: number;
+}
+
+export class ObjectStore {
+  readonly packDir: string;
+  readonly cache: BaseCache;
+  private active: PackFile[] = [];
+  private byName = new Map<string, PackFile>();
+  private retired: PackFile[] = [];
+  private midx: { index: MultiPackIndex; packs: (PackFile | null)[]; mtimeMs: number } | null = null;
+  /** Packs not covered by the multi-pack-index (all of them when there is none). */
+  private uncovered: PackFile[] = [];
+  private scanned = false;
+
+  constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
+    this.packDir = path.join(dir, 'pack');
+    this.cache = new BaseCache(opts.cacheBytes ?? 32 << 20);
+  }
+
+  /** Packs currently in the repository, newest first. */
+  get packs(): readonly PackFile[] {
+    if (!this.scanned) this.rescan();
+    return this.active;
+  }
+
+  /** Re-reads the pack directory: opens new packs, retires vanished ones. */
+  rescan(): void {
+    this.scanned = true;
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.packDir);
+    } catch {
+      names = [];
+    }
+    const present = new Set(names);
+    const next: { pack: PackFile; mtime: number }[] = [];
+    for (const f of names) {
+      if (!f.endsWith('.pack') || !present.has(f.slice(0, -5) + '.idx')) continue;
+      let pack = this.byName.get(f);
+      if (!pack) {
+        try {
+          pack = PackFile.open(path.join(this.packDir, f));
+        } catch {
+          continue; // being written, or deleted since readdir; a later miss re-scans
+        }
+        this.byName.set(f, pack);
+      }
+      let mtime = 0;
+      try { mtime = fs.statSync(path.join(this.packDir, f)).mtimeMs; } catch { /* vanished: keep it anyway this round */ }
+      next.push({ pack, mtime });
+    }
+    next.sort((a, b) => b.mtime - a.mtime || (a.pack.name < b.pack.name ? -1 : 1));
+    const keep = new Set(next.map((e) => e.pack));
+    for (const [name, pack] of this.byName) {
+      if (!keep.has(pack)) {
+        this.byName.delete(name);
+        this.retired.push(pack); // objects already handed out may still point into it
+      }
+    }
+    this.active = next.map((e) => e.pack);
+    this.loadMidx(present.has('multi-pack-index'));
+  }
+
+  private loadMidx(exists: boolean): void {
+    const file = path.join(this.packDir, 'multi-pack-index');
+    let mtimeMs = -1;
+    if (exists) {
+      try { mtimeMs = fs.statSync(file).mtimeMs; } catch { /* gone */ }
+    }
+    if (mtimeMs < 0) {
+      this.midx = null;
+    } else if (!this.midx || this.midx.mtimeMs !== mtimeMs) {
+      try {
+        const index = MultiPackIndex.load(file);
+        this.midx = { index, packs: [], mtimeMs };
+      } catch {
+        this.midx = null; // a corrupt or foreign midx is only an optimisation lost
+      }
+    }
+    if (this.midx) {
+      this.midx.packs = this.midx.index.packNames.map((n) => this.byName.get(n.replace(/\.idx$/, '.pack')) ?? null);
+      const covered = new Set(this.midx.packs.filter((p): p is PackFile => p !== null));
+      this.uncovered = this.active.filter((p) => !covered.has(p));
+    } else {
+      this.uncovered = this.active;
+    }
+  }
+
+  /** Closes every pack descriptor; the store must not be used afterwards. */
+  close(): void {
+    for (const p of this.byName.values()) p.close();
+    for (const p of this.retired) p.close();
+    this.byName.clear();
+    this.retired = [];
+    this.active = [];
+    this.uncovered = [];
+    this.midx = null;
+    this.cache.clear();
+  }
+
+  /** Finds a packed object by its 20-byte name at name[off]; does not re-scan. */
+  locate(name: Buffer, off = 0): Located | null {
+    if (!this.scanned) this.rescan();
+    const m = this.midx;
+    if (m) {
+      const i = m.index.find(name, off);
+      if (i >= 0) {
+        const pack = m.packs[m.index.packOf(i)];
+        if (pack) {
+          const pos = pack.positionAt(m.index.offsetOf(i));
+          if (pos >= 0) return { pack, pos };
+        }
+      }
+    }
+    for (const pack of this.uncovered) {
+      const pos = pack.find(name, off);
+      if (pos >= 0) return { pack, pos };
+    }
+    if (m) {
+      // The midx may be stale (a pack it names was replaced): try every pack.
+      for (const pack of this.active) {
+        const pos = pack.find(name, off);
+        if (pos >= 0) return { pack, pos };
+      }
+    }
+    return null;
+  }
+
+  /** Like locate, but re-scans the pack directory once on a miss. */
+  locateFresh(name: Buffer, off = 0): Located | null {
+    const hit = this.locate(name, off);
+    if (hit) return hit;
+    this.rescan();
+    return this.locate(name, off);
+  }
+
+  private loosePath(oid: string): string {
+    return path.join(this.dir, oid.slice(0, 2), oid.slice(2));
+  }
+
+  hasLoose(oid: string): boolean {
+    try {
+      return fs.statSync(this.loosePath(oid)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Reads a loose object; null when there is none (or it vanished into a pack meanwhile). */
+  readLoose(oid: string): { type: ObjectType; data: Buffer } | null {
+    let file: Buffer;
+    try {
+      file = fs.readFileSync(this.loosePath(oid));
+    } catch {
+      return null;
+    }
+    let raw: Buffer;
+    try {
+      raw = zlib.inflateSync(file);
+    } catch (err) {
+      throw new ObjectCorruptError(`loose object ${oid}: ${(err as Error).message}`);
+    }
+    const nul = raw.indexOf(0);
+    const header = nul > 0 ? raw.toString('latin1', 0, nul) : '';
+    const m = /^([a-z]+) (\d+)$/.exec(header);
+    if (!m || !isObjectType(m[1]!) || Number(m[2]) !== raw.length - nul - 1) {
+      throw new ObjectCorruptError(`loose object ${oid}: bad header`);
+    }
+    return { type: m[1], data: raw.subarray(nul + 1) };
+  }
+
+  has(oid: string): boolean {
+    const name = Buffer.from(oid, 'hex');
+    if (name.length !== 20) return false;
+    if (this.locate(name)) return true;
+    if (this.hasLoose(oid)) return true;
+    this.rescan();
+    return this.locate(name) !== null;
+  }
+
+  read(oid: string): { type: ObjectType; data: Buffer } | null {
+    const name = Buffer.from(oid, 'hex');
+    if (name.length !== 20) return null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const at = this.locate(name);
+      if (at) {
+        const o = this.readPacked(at.pack, at.pos);
+        return { type: typeName(o.code), data: o.data };
+      }
+      const loose = this.readLoose(oid);
+      if (loose) return loose;
+      this.rescan();
+    }
+    return null;
+  }
+
+  header(oid: string): { type: ObjectType; size: number } | null {
+    const name = Buffer.from(oid, 'hex');
+    if (name.length !== 20) return null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const at = this.locate(name);
+      if (at) return this.headerPacked(at.pack, at.pos);
+      const loose = this.readLoose(oid);
+      if (loose) return { type: loose.type, size: loose.data.length };
+      this.rescan();
+    }
+    return null;
+  }
+
+  /** Base object of a REF_DELTA: same pack first, then anywhere (a thin pack fixed up elsewhere). */
+  private refBase(pack: PackFile, name: Buffer, off: number): Located | { obj: RawObject } {
+    const pos = pack.find(name, off);
+    if (pos >= 0) return { pack, pos };
+    const at = this.locateFresh(name, off);
+    if (at) return at;
+    const oid = name.toString('hex', off, off + 20);
+    const loose = this.readLoose(oid);
+    if (!loose) throw new ObjectCorruptError(`REF_DELTA base ${oid} is missing`);
+    return { obj: { code: typeCode(loose.type), data: loose.data } };
+  }
+
+  /**
+   * Inflates a packed object, resolving its delta chain iteratively: the
+   * chain is followed down to a cached object or a whole one, then the deltas
+   * are applied upwards, each result going to the base cache.
+   */
+  readPacked(pack: PackFile, pos: number, depth = 0): RawObject {
+    const chain: { pack: PackFile; pos: number; raw: Buffer; at: number; size: number }[] = [];
+    let base: RawObject | undefined;
+    let pk = pack;
+    let p = pos;
+    for (;;) {
+      base = this.cache.get(pk, p);
+      if (base) break;
+      if (chain.length > MAX_CHAIN) throw new ObjectCorruptError(`${pk.name}: delta chain too long (a loop?)`);
+      const off = pk.offsetOf(p);
+      const raw = pk.rawEntry(p);
+      const h = parseEntryHeader(raw, 0, off);
+      if (h.type === OBJ_OFS_DELTA) {
+        chain.push({ pack: pk, pos: p, raw, at: h.headerLength, size: h.size });
+        p = pk.positionAt(h.baseOffset);
+        if (p < 0) throw new ObjectCorruptError(`${pk.name}: OFS_DELTA at ${off} has no base entry`);
+      } else if (h.type === OBJ_REF_DELTA) {
+        chain.push({ pack: pk, pos: p, raw, at: h.headerLength, size: h.size });
+        const b = this.refBase(pk, raw, h.baseNameAt);
+        if ('obj' in b) {
+          base = b.obj;
+          break;
+        }
+        if (b.pack !== pk) {
+          if (depth > 8) throw new ObjectCorruptError('REF_DELTA bases span too many packs');
+          base = this.readPacked(b.pack, b.pos, depth + 1);
+          break;
+        }
+        p = b.pos;
+      } else {
+        base = { code: h.type, data: inflateExact(raw.subarray(h.headerLength), h.size, `${pk.name} at ${off}`) };
+        if (chain.length > 0 || h.type === 2) this.cache.put(pk, p, base);
+        break;
+      }
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const d = chain[i]!;
+      const delta = inflateExact(d.raw.subarray(d.at), d.size, `${d.pack.name} delta at ${d.pack.offsetOf(d.pos)}`);
+      let data: Buffer;
+      try {
+        data = applyDelta(base.data, delta);
+      } catch (err) {
+        throw new ObjectCorruptError(`${d.pack.name} at ${d.pack.offsetOf(d.pos)}: ${(err as Error).message}`);
+      }
+      base = { code: base.code, data };
+      if (i > 0 || base.code === 2) this.cache.put(d.pack, d.pos, base);
+    }
+    return base;
+  }
+
+  /** Type code (after following deltas) of a packed object, without inflating whole objects. */
+  typeOfPacked(pack: PackFile, pos: number): number {
+    let pk = pack;
+    let p = pos;
+    for (let n = 0; n <= MAX_CHAIN; n++) {
+      const cached = this.cache.get(pk, p);
+      if (cached) return cached.code;
+      const off = pk.offsetOf(p);
+      const head = pk.pread(off, Math.min(32, pk.endOf(p) - off));
+      const h = parseEntryHeader(head, 0, off);
+      if (h.type === OBJ_OFS_DELTA) {
+        p = pk.positionAt(h.baseOffset);
+        if (p < 0) throw new ObjectCorruptError(`${pk.name}: OFS_DELTA at ${off} has no base entry`);
+      } else if (h.type === OBJ_REF_DELTA) {
+        const at = this.locateFresh(head, h.baseNameAt);
+        if (!at) {
+          const loose = this.readLoose(head.toString('hex', h.baseNameAt, h.baseNameAt + 20));
+          if (!loose) throw new ObjectCorruptError('REF_DELTA base is missing');
+          return typeCode(loose.type);
+        }
+        pk = at.pack;
+        p = at.pos;
+      } else {
+        return h.type;
+      }
+    }
+    throw new ObjectCorruptError(`${pack.name}: delta chain too long (a loop?)`);
+  }
+
+  headerPacked(pack: PackFile, pos: number): { type: ObjectType; size: number } {
+    const cached = this.cache.get(pack, pos);
+    if (cached) return { type: typeName(cached.code), size: cached.data.length };
+    const off = pack.offsetOf(pos);
+    const raw = pack.rawEntry(pos);
+    const h = parseEntryHeader(raw, 0, off);
+    if (h.type !== OBJ_OFS_DELTA && h.type !== OBJ_REF_DELTA) return { type: typeName(h.type), size: h.size };
+    // A delta's target size is in its own header: inflate only the start of it.
+    let head: Buffer;
+    try {
+      head = zlib.inflateSync(raw.subarray(h.headerLength, h.headerLength + 256), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      if (head.length < 20 && head.length < h.size) throw new Error('short');
+    } catch {
+      head = inflateExact(raw.subarray(h.headerLength), h.size, `${pack.name} delta at ${off}`);
+    }
+    const [, p] = deltaHeaderSize(head, 0);
+    const size = deltaHeaderSize(head, p)[0];
+    return { type: typeName(this.typeOfPacked(pack, pos)), size };
+  }
+}
+
+export { PackError };

@@ -1,0 +1,110 @@
+/**
+ * Pack index version 2 (gitformat-pack(5)): fan-out table, sorted object
+ * names, CRC32 of every packed entry, 31-bit offsets with a 64-bit overflow
+ * table, then the pack's and the index's checksums.
+ *
+ * Lookups by binary object name are the hot path of every object walk, so
+ * the first four bytes of each name are kept in a typed array and compared
+ * as integers before the name itself is looked at.
+ */
+import * as fs from 'node:fs';
+
+const IDX_MAGIC = 0xff744f63; // "\377tOc"
+const HEADER = 8;
+const FANOUT = 256 * 4;
+
+export class PackIndexError extends Error {
+  override name = 'PackIndexError';
+}
+
+export class PackIndex {
+  readonly count: number;
+  /** Checksum of the pack this index describes (its trailer). */
+  readonly packChecksum: Buffer;
+  private readonly fanout: Uint32Array;
+  private readonly prefix: Uint32Array;
+  private readonly shaOff = HEADER + FANOUT;
+  private readonly crcOff: number;
+  private readonly offOff: number;
+  private readonly bigOff: number;
+  private readonly bigCount: number;
+
+  constructor(readonly buf: Buffer, readonly path = '(memory)') {
+    if (buf.length < HEADER + FANOUT + 40) throw new PackIndexError(`${path}: index file too small`);
+    if (buf.readUInt32BE(0) !== IDX_MAGIC) throw new PackIndexError(`${path}: not a version 2 pack index`);
+    const version = buf.readUInt32BE(4);
+    if (version !== 2) throw new PackIndexError(`${path}: unsupported pack index version ${version}`);
+    this.fanout = new Uint32Array(256);
+    let prev = 0;
+    for (let i = 0; i < 256; i++) {
+      const v = buf.readUInt32BE(HEADER + i * 4);
+      if (v < prev) throw new PackIndexError(`${path}: fan-out table not monotonic`);
+      this.fanout[i] = prev = v;
+    }
+    const n = this.count = prev;
+    this.crcOff = this.shaOff + 20 * n;
+    this.offOff = this.crcOff + 4 * n;
+    this.bigOff = this.offOff + 4 * n;
+    const rest = buf.length - 40 - this.bigOff;
+    if (rest < 0 || rest % 8 !== 0) throw new PackIndexError(`${path}: index size does not match its object count`);
+    this.bigCount = rest / 8;
+    this.packChecksum = buf.subarray(buf.length - 40, buf.length - 20);
+    this.prefix = new Uint32Array(n);
+    for (let i = 0; i < n; i++) this.prefix[i] = buf.readUInt32BE(this.shaOff + 20 * i);
+  }
+
+  static load(path: string): PackIndex {
+    return new PackIndex(fs.readFileSync(path), path);
+  }
+
+  /** Position of the object whose 20-byte name starts at name[off], or -1. */
+  find(name: Buffer, off = 0): number {
+    const b0 = name[off]!;
+    let lo = b0 === 0 ? 0 : this.fanout[b0 - 1]!;
+    let hi = this.fanout[b0]!;
+    const p = name.readUInt32BE(off);
+    const prefix = this.prefix;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (prefix[mid]! < p) lo = mid + 1;
+      else hi = mid;
+    }
+    const buf = this.buf;
+    for (let i = lo; i < this.count && prefix[i] === p; i++) {
+      const s = this.shaOff + 20 * i + 4;
+      const c = buf.compare(name, off + 4, off + 20, s, s + 16);
+      if (c === 0) return i;
+      if (c > 0) break; // the index name is already greater
+    }
+    return -1;
+  }
+
+  findHex(oid: string): number {
+    return this.find(Buffer.from(oid, 'hex'));
+  }
+
+  oid(i: number): string {
+    const s = this.shaOff + 20 * i;
+    return this.buf.toString('hex', s, s + 20);
+  }
+
+  /** The 20-byte name of entry i (a view, not a copy). */
+  oidBytes(i: number): Buffer {
+    const s = this.shaOff + 20 * i;
+    return this.buf.subarray(s, s + 20);
+  }
+
+  crc32(i: number): number {
+    return this.buf.readUInt32BE(this.crcOff + 4 * i);
+  }
+
+  offset(i: number): number {
+    const v = this.buf.readUInt32BE(this.offOff + 4 * i);
+    if (v < 0x80000000) return v;
+    const k = v & 0x7fffffff;
+    if (k >= this.bigCount) throw new PackIndexError(`${this.path}: 64-bit offset ${k} out of range`);
+    const big = this.buf.readBigUInt64BE(this.bigOff + 8 * k);
+    if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new PackIndexError(`${this.path}: offset too large`);
+    return Number(big);
+  }
+}

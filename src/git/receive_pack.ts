@@ -1,0 +1,387 @@
+/**
+ * receive-pack, protocol v0/v1 (gitprotocol-pack(5)): ref advertisement,
+ * command list, push options, the packfile, then report-status. A client
+ * asking for protocol v2 gets v0, as git's own receive-pack does.
+ *
+ * Nothing a client sends becomes visible before it is checked: the pack is
+ * indexed into a quarantine, every object is fsck'd, each new ref value
+ * must be connected (all it reaches exists), the protect rules must allow
+ * the move, and the refs are then updated under lock files with
+ * compare-and-swap against the values the client saw. Only then does the
+ * pack move into objects/pack — just before the first ref moves.
+ */
+import * as path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ByteReader } from './byte_reader';
+import { Connectivity, ConnectivityError, type ObjectAccess } from './connectivity';
+import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
+import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
+import { ObjectStore } from './odb';
+import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline';
+import { protectProblem, type ProtectRules } from './protect';
+import { Quarantine, cleanStale } from './quarantine';
+import { RefTransaction, ZERO_OID } from './ref_update';
+import { pushRefnameProblem } from './refname';
+import type { Repository } from './repository';
+import type { ObjectType } from './object';
+import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+
+export type { ProtectRules } from './protect';
+
+export interface Conn { input: Readable; output: Writable }
+export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
+
+export interface ReceivePackOptions {
+  protocol: 0 | 1 | 2;
+  protect: ProtectRules;
+  log?: (line: string) => void;
+  /** Lock files and quarantines older than this (ms since the epoch) were left by a crash and may be removed. */
+  staleBefore?: number;
+  /** Largest pack accepted, in bytes. */
+  maxInputBytes?: number;
+  /** Called at named steps of a push; crash tests stop the process there. */
+  checkpoint?: (name: string) => void;
+}
+
+export interface RefUpdate { ref: string; old: string; new: string; ok: boolean; reason?: string }
+export interface ReceiveOutcome extends SessionOutcome { updates: RefUpdate[]; pushOptions: string[] }
+
+export const AGENT = 'gotd/0.1.0';
+const CAPABILITIES = [
+  'report-status', 'report-status-v2', 'delete-refs', 'side-band-64k', 'quiet', 'atomic', 'ofs-delta',
+  'push-options', 'object-format=sha1', `agent=${AGENT}`,
+].join(' ');
+
+/** More commands or push options than this in one push is refused. */
+const MAX_COMMANDS = 100000;
+const MAX_PUSH_OPTIONS = 1000;
+const MAX_PUSH_OPTION_BYTES = 1 << 20;
+
+const COMMAND_RE = /^([0-9a-f]{40}) ([0-9a-f]{40}) (.+)$/;
+
+interface Command {
+  ref: string;
+  old: string;
+  new: string;
+  /** Why it was refused; null while it may still go through. */
+  error: string | null;
+}
+
+interface Request {
+  commands: Command[];
+  caps: Set<string>;
+  pushOptions: string[];
+}
+
+/** Strict UTF-8 text of a pkt-line payload without its LF, or null if not UTF-8. */
+function text(data: Buffer): string | null {
+  const end = data.length > 0 && data[data.length - 1] === 0x0a ? data.length - 1 : data.length;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(data.subarray(0, end));
+  } catch {
+    return null;
+  }
+}
+
+async function readRequest(pkts: PktReader): Promise<Request> {
+  const commands: Command[] = [];
+  const caps = new Set<string>();
+  const seen = new Set<string>();
+  let first = true;
+  for (;;) {
+    const p = await pkts.read();
+    if (p.kind === 'flush') break;
+    if (p.kind === 'eof') {
+      if (first) return { commands, caps, pushOptions: [] }; // a client that only wanted the refs
+      throw new ProtocolError('protocol error: command list cut short');
+    }
+    if (p.kind !== 'data') throw new ProtocolError(`protocol error: unexpected ${p.kind} packet in command list`);
+    let data = p.data;
+    if (first) {
+      const nul = data.indexOf(0);
+      if (nul >= 0) {
+        for (const c of (text(data.subarray(nul + 1)) ?? '').split(' ')) if (c) caps.add(c);
+        data = data.subarray(0, nul);
+      }
+    }
+    const line = text(data);
+    if (line === null) throw new ProtocolError('protocol error: command is not UTF-8');
+    if (line.startsWith('shallow ')) {
+      // A shallow client's boundary: nothing to do, the connectivity check decides.
+      if (!/^shallow [0-9a-f]{40}$/.test(line)) throw new ProtocolError(`protocol error: bad shallow line`);
+      continue;
+    }
+    if (line.startsWith('push-cert')) throw new ProtocolError('push certificates are not supported');
+    const m = COMMAND_RE.exec(line);
+    if (!m) throw new ProtocolError(`protocol error: expected old/new/ref, got '${line.slice(0, 200)}'`);
+    first = false;
+    if (commands.length >= MAX_COMMANDS) throw new ProtocolError(`too many ref updates in one push (over ${MAX_COMMANDS})`);
+    const cmd: Command = { old: m[1]!, new: m[2]!, ref: m[3]!, error: null };
+    if (seen.has(cmd.ref)) cmd.error = 'duplicate ref update';
+    seen.add(cmd.ref);
+    commands.push(cmd);
+  }
+  const pushOptions: string[] = [];
+  if (commands.length > 0 && caps.has('push-options')) {
+    let bytes = 0;
+    for (;;) {
+      const p = await pkts.read();
+      if (p.kind === 'flush') break;
+      if (p.kind !== 'data') throw new ProtocolError('protocol error: push options cut short');
+      const opt = text(p.data);
+      if (opt === null) throw new ProtocolError('protocol error: push option is not UTF-8');
+      bytes += opt.length;
+      if (pushOptions.length >= MAX_PUSH_OPTIONS || bytes > MAX_PUSH_OPTION_BYTES) throw new ProtocolError('too many push options');
+      pushOptions.push(opt);
+    }
+  }
+  return { commands, caps, pushOptions };
+}
+
+/** Objects of the quarantined pack first, then the repository's. */
+class PushObjects implements ObjectAccess {
+  constructor(private readonly pack: IndexedPack | null, private readonly incoming: ObjectStore | null, private readonly repo: ObjectStore) {}
+
+  isNew(oid: string): boolean {
+    return this.pack?.typeOf(oid) != null;
+  }
+
+  typeOf(oid: string): ObjectType | null {
+    return this.pack?.typeOf(oid) ?? this.repo.header(oid)?.type ?? null;
+  }
+
+  read(oid: string): { type: ObjectType; data: Buffer } | null {
+    if (this.incoming && this.isNew(oid)) return this.incoming.read(oid);
+    return this.repo.read(oid);
+  }
+}
+
+class Session {
+  private readonly out: Output;
+  private readonly reader: ByteReader;
+  private readonly pkts: PktReader;
+  private sideband = false;
+  private quiet = false;
+
+  constructor(private readonly repo: Repository, conn: Conn, private readonly opts: ReceivePackOptions) {
+    this.out = new Output(conn.output);
+    this.reader = new ByteReader(conn.input);
+    this.pkts = new PktReader(this.reader);
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  private checkpoint(name: string): void {
+    this.opts.checkpoint?.(name);
+  }
+
+  async advertise(): Promise<void> {
+    const lines: Buffer[] = [];
+    if (this.opts.protocol === 1) lines.push(pktLine('version 1'));
+    const refs = this.repo.refs.list('refs/');
+    if (refs.length === 0) {
+      lines.push(pkt(`${ZERO_OID} capabilities^{}\0${CAPABILITIES}\n`));
+    } else {
+      refs.forEach((r, i) => lines.push(pkt(i === 0 ? `${r.oid} ${r.name}\0${CAPABILITIES}\n` : `${r.oid} ${r.name}\n`)));
+    }
+    lines.push(FLUSH);
+    await this.out.write(Buffer.concat(lines));
+  }
+
+  /** Progress and warnings on band 2 (nothing without side-band, or with quiet). */
+  private async say(message: string): Promise<void> {
+    if (!this.sideband || this.quiet) return;
+    for (const p of bandPackets(BAND_PROGRESS, Buffer.from(message, 'utf8'), 65520)) await this.out.write(p);
+  }
+
+  private async report(caps: Set<string>, unpack: string, commands: Command[]): Promise<void> {
+    if (!caps.has('report-status') && !caps.has('report-status-v2')) {
+      if (unpack !== 'ok') await this.out.write(errPkt(unpack));
+      return;
+    }
+    const lines: Buffer[] = [pktLine(`unpack ${unpack}`)];
+    for (const c of commands) lines.push(pktLine(c.error ? `ng ${c.ref} ${c.error}` : `ok ${c.ref}`));
+    lines.push(FLUSH);
+    const body = Buffer.concat(lines);
+    if (this.sideband) {
+      for (const p of bandPackets(BAND_DATA, body, 65520)) await this.out.write(p);
+      await this.out.write(FLUSH);
+    } else {
+      await this.out.write(body);
+    }
+  }
+
+  async run(): Promise<ReceiveOutcome> {
+    const outcome: ReceiveOutcome = { ok: false, bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] };
+    try {
+      await this.advertise();
+      const req = await this.readRequestOrErr();
+      if ('error' in req) {
+        outcome.error = req.error;
+        return outcome;
+      }
+      outcome.pushOptions = req.pushOptions;
+      for (const o of req.pushOptions) this.log(`receive-pack: push option: ${o}`);
+      if (req.commands.length === 0) {
+        outcome.ok = true;
+        return outcome;
+      }
+      this.sideband = req.caps.has('side-band-64k');
+      this.quiet = req.caps.has('quiet');
+      const unpack = await this.execute(req);
+      await this.report(req.caps, unpack, req.commands);
+      outcome.updates = req.commands.map((c) => ({
+        ref: c.ref, old: c.old, new: c.new, ok: c.error === null, ...(c.error ? { reason: c.error } : {}),
+      }));
+      outcome.ok = unpack === 'ok' && req.commands.every((c) => c.error === null);
+      if (unpack !== 'ok') outcome.error = unpack;
+      return outcome;
+    } catch (err) {
+      outcome.error = (err as Error).message;
+      this.log(`receive-pack: ${outcome.error}`);
+      return outcome;
+    } finally {
+      outcome.bytesIn = this.reader.bytesRead;
+      await this.out.end();
+      outcome.bytesOut = this.out.bytes;
+    }
+  }
+
+  private async readRequestOrErr(): Promise<Request | { error: string }> {
+    try {
+      return await readRequest(this.pkts);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      try {
+        await this.out.write(errPkt(err.message));
+      } catch {
+        // the client is gone
+      }
+      return { error: err.message };
+    }
+  }
+
+  /** Receives the pack, checks everything, moves refs; returns the unpack status. */
+  private async execute(req: Request): Promise<string> {
+    const { commands, caps } = req;
+    const atomic = caps.has('atomic');
+    const objectsDir = path.join(this.repo.gitDir, 'objects');
+    for (const c of commands) {
+      if (c.error) continue;
+      c.error = pushRefnameProblem(c.ref);
+      if (!c.error && c.new === ZERO_OID && c.old === ZERO_OID) c.error = 'nothing to delete';
+    }
+    const needPack = commands.some((c) => c.new !== ZERO_OID);
+    let quarantine: Quarantine | null = null;
+    let incoming: ObjectStore | null = null;
+    let tx: RefTransaction | null = null;
+    try {
+      let pack: IndexedPack | null = null;
+      if (needPack) {
+        cleanStale(objectsDir, this.opts.staleBefore);
+        quarantine = Quarantine.create(objectsDir);
+        this.checkpoint('quarantine-created');
+        try {
+          pack = await this.receivePackfile(quarantine);
+        } catch (err) {
+          if (!(err instanceof PackIndexError || err instanceof FsckError)) throw err;
+          this.log(`receive-pack: unpack failed: ${err.message}`);
+          for (const c of commands) c.error ??= 'unpacker error';
+          return err.message;
+        }
+        if (pack.name) incoming = new ObjectStore(quarantine.dir);
+      }
+      const objects = new PushObjects(pack, incoming, this.repo.objects);
+      this.checkCommands(commands, objects);
+      this.checkpoint('checked');
+      if (atomic && commands.some((c) => c.error)) {
+        for (const c of commands) c.error ??= 'atomic push failure';
+        return 'ok';
+      }
+      tx = new RefTransaction(this.repo.gitDir, { ...(this.opts.staleBefore !== undefined ? { staleBefore: this.opts.staleBefore } : {}) });
+      for (const c of commands) {
+        if (c.error) continue;
+        c.error = tx.prepare(c);
+        if (c.error && atomic) {
+          tx.release();
+          for (const d of commands) d.error ??= 'atomic push failure';
+          return 'ok';
+        }
+      }
+      this.checkpoint('refs-locked');
+      const going = commands.filter((c) => !c.error);
+      if (quarantine && pack?.name && going.some((c) => c.new !== ZERO_OID)) {
+        quarantine.migrate(pack.name, (s) => this.checkpoint(s));
+      }
+      const failed = tx.commit(atomic, (s) => this.checkpoint(s));
+      for (const c of going) {
+        const why = failed.get(c.ref);
+        if (why) c.error = why;
+        this.log(`receive-pack: ${c.ref} ${c.old}..${c.new} ${why ? `refused: ${why}` : 'updated'}`);
+      }
+      this.checkpoint('refs-updated');
+      return 'ok';
+    } finally {
+      tx?.release();
+      incoming?.close();
+      quarantine?.unkeep();
+      quarantine?.destroy();
+    }
+  }
+
+  private async receivePackfile(quarantine: Quarantine): Promise<IndexedPack> {
+    const special = newSpecialBlobs();
+    const pack = await PackIndexer.run(this.reader, quarantine.packDir, {
+      bases: this.repo.objects,
+      check: (oid, type, data) => fsckObject(oid, type, data, special),
+      ...(this.opts.maxInputBytes !== undefined ? { maxInputBytes: this.opts.maxInputBytes } : {}),
+      checkpoint: (s) => this.checkpoint(s),
+    });
+    if (pack.appended > 0) await this.say(`completed thin pack with ${pack.appended} local object${pack.appended === 1 ? '' : 's'}\n`);
+    if (special.gitmodules.size + special.gitattributes.size > 0) {
+      const incoming = pack.name ? new ObjectStore(quarantine.dir) : null;
+      try {
+        const objects = new PushObjects(pack, incoming, this.repo.objects);
+        for (const oid of special.gitmodules) fsckSpecialBlob(oid, 'gitmodules', objects.read(oid));
+        for (const oid of special.gitattributes) fsckSpecialBlob(oid, 'gitattributes', objects.read(oid));
+      } finally {
+        incoming?.close();
+      }
+    }
+    return pack;
+  }
+
+  /** Per-ref checks before anything is locked: names, HEAD, types, protection, connectivity. */
+  private checkCommands(commands: Command[], objects: PushObjects): void {
+    const head = this.repo.refs.head();
+    const tips = (): string[] => this.repo.refs.list('refs/').map((r) => r.oid);
+    const conn = new Connectivity(objects, (oid) => objects.isNew(oid), tips);
+    for (const c of commands) {
+      if (c.error) continue;
+      if (c.new === ZERO_OID) {
+        if (head.target === c.ref) c.error = 'deletion of the current branch prohibited';
+      } else {
+        const type = objects.typeOf(c.new);
+        if (type === null) c.error = 'missing necessary objects';
+        else if (type !== 'commit' && c.ref.startsWith('refs/heads/')) c.error = `trying to write non-commit object ${c.new} to branch '${c.ref}'`;
+      }
+      if (c.error) continue;
+      c.error = protectProblem(this.opts.protect, c.ref, c.old, c.new, objects);
+      if (c.error || c.new === ZERO_OID) continue;
+      try {
+        conn.check(c.new);
+      } catch (err) {
+        if (!(err instanceof ConnectivityError)) throw err;
+        this.log(`receive-pack: ${c.ref}: ${err.message}`);
+        c.error = 'missing necessary objects';
+      }
+    }
+  }
+}
+
+/** Serves one push on `conn`; never throws for bad client input. */
+export async function receivePack(repo: Repository, conn: Conn, opts: ReceivePackOptions): Promise<ReceiveOutcome> {
+  return new Session(repo, conn, opts).run();
+}

@@ -1,0 +1,284 @@
+/**
+ * Crash-safe ref updates in git's files layout. Every ref a push moves is
+ * locked (`refs/heads/x.lock`, O_EXCL) and its current value re-read under
+ * the lock, loose file first, then packed-refs: it must still be what the
+ * client saw (compare-and-swap), or the update is refused as stale. New
+ * values are written into the lock files and fsynced; only then are refs
+ * renamed into place, one rename each, so a reader sees a ref's old value or
+ * its new one and never a torn file. Deletions leave packed-refs first
+ * (rewritten under packed-refs.lock) and the loose file last, so that a
+ * reader never sees an older packed value come back.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LockError, LockFile, fsyncDir, type LockOptions } from './lockfile';
+
+export const ZERO_OID = '0'.repeat(40);
+const OID_RE = /^[0-9a-f]{40}$/;
+
+export interface RefCommand {
+  ref: string;
+  old: string;
+  new: string;
+}
+
+/** How long to wait for packed-refs.lock (git's core.packedRefsTimeout default). */
+const PACKED_REFS_TIMEOUT_MS = 1000;
+
+type Current = { kind: 'missing' } | { kind: 'oid'; oid: string } | { kind: 'symref'; target: string } | { kind: 'broken' };
+
+/** packed-refs as name -> id (peeled lines skipped). */
+export function readPackedRefs(gitDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(gitDir, 'packed-refs'), 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    if (line.length < 42 || line[0] === '#' || line[0] === '^') continue;
+    const oid = line.slice(0, 40);
+    if (OID_RE.test(oid) && line[40] === ' ') out.set(line.slice(41), oid);
+  }
+  return out;
+}
+
+function readLoose(file: string): Current | 'dir' {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    if (code === 'EISDIR') return 'dir';
+    throw err;
+  }
+  if (text.startsWith('ref:')) return { kind: 'symref', target: text.slice(4).trim() };
+  const oid = text.trim();
+  return OID_RE.test(oid) ? { kind: 'oid', oid } : { kind: 'broken' };
+}
+
+/** True when `dir` holds any file below it (a loose ref in the way of a file of the same name). */
+function holdsFiles(dir: string): boolean {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || holdsFiles(path.join(dir, e.name))) return true;
+  }
+  return false;
+}
+
+/** Removes empty directories from `dir` up to (not including) the refs/ area's top. */
+function pruneEmptyDirs(gitDir: string, dir: string): void {
+  const stop = path.join(gitDir, 'refs');
+  while (dir.startsWith(stop + path.sep) && path.dirname(dir) !== stop) {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      return;
+    }
+    fsyncDir(path.dirname(dir));
+    dir = path.dirname(dir);
+  }
+}
+
+function removeEmptyTree(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) removeEmptyTree(path.join(dir, e.name));
+  fs.rmdirSync(dir);
+}
+
+interface Prepared {
+  cmd: RefCommand;
+  lock: LockFile;
+  /** The target is an empty directory tree to clear before the rename. */
+  clearDir: boolean;
+  error: string | null;
+}
+
+/**
+ * One push's ref updates. prepare() locks and checks each ref; commit()
+ * applies every prepared ref and reports, per ref, null or why it failed.
+ */
+export class RefTransaction {
+  private prepared: Prepared[] = [];
+  private packed: Map<string, string> | null = null;
+
+  constructor(readonly gitDir: string, readonly opts: LockOptions = {}) {}
+
+  private packedRefs(): Map<string, string> {
+    if (!this.packed) this.packed = readPackedRefs(this.gitDir);
+    return this.packed;
+  }
+
+  private current(ref: string): Current | 'dir' {
+    const loose = readLoose(path.join(this.gitDir, ref));
+    if (loose === 'dir' || loose.kind !== 'missing') return loose;
+    const oid = this.packedRefs().get(ref);
+    return oid ? { kind: 'oid', oid } : { kind: 'missing' };
+  }
+
+  /** A ref whose name is a directory of `ref`'s, or the other way round, makes `ref` impossible. */
+  private nameConflict(ref: string): string | null {
+    const parts = ref.split('/');
+    for (let i = 2; i < parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      const loose = readLoose(path.join(this.gitDir, prefix));
+      if ((loose !== 'dir' && loose.kind !== 'missing') || this.packedRefs().has(prefix)) {
+        return `'${prefix}' exists; cannot create '${ref}'`;
+      }
+    }
+    for (const name of this.packedRefs().keys()) {
+      if (name.startsWith(ref + '/')) return `'${name}' exists; cannot create '${ref}'`;
+    }
+    for (const p of this.prepared) {
+      if (p.cmd.ref.startsWith(ref + '/') || ref.startsWith(p.cmd.ref + '/')) {
+        if (p.cmd.new !== ZERO_OID) return `cannot create '${ref}' and '${p.cmd.ref}' in one push`;
+      }
+    }
+    return null;
+  }
+
+  /** Locks `cmd.ref` and checks it still has the value the client saw; returns why not, or null. */
+  prepare(cmd: RefCommand): string | null {
+    this.packed = null; // re-read under each lock: someone may have packed refs meanwhile
+    const file = path.join(this.gitDir, cmd.ref);
+    let lock: LockFile;
+    try {
+      lock = LockFile.acquire(file, this.opts);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'EEXIST') return this.nameConflict(cmd.ref) ?? `cannot lock ref '${cmd.ref}'`;
+      if (err instanceof LockError) return `cannot lock ref '${cmd.ref}': ${err.message}`;
+      throw err;
+    }
+    const fail = (reason: string): string => {
+      lock.release();
+      return reason;
+    };
+    const cur = this.current(cmd.ref);
+    let clearDir = false;
+    if (cur === 'dir') {
+      const dir = path.join(this.gitDir, cmd.ref);
+      if (holdsFiles(dir) || this.nameConflict(cmd.ref)) return fail(this.nameConflict(cmd.ref) ?? `'${cmd.ref}/...' exists; cannot create '${cmd.ref}'`);
+      if (cmd.old !== ZERO_OID) return fail('stale info');
+      clearDir = true;
+    } else if (cur.kind === 'symref') {
+      return fail(`cannot update symbolic ref (points to ${cur.target})`);
+    } else if (cur.kind === 'broken') {
+      return fail('ref is broken on the server');
+    } else if (cur.kind === 'missing') {
+      if (cmd.old !== ZERO_OID) return fail('stale info');
+      const conflict = this.nameConflict(cmd.ref);
+      if (conflict) return fail(conflict);
+    } else if (cur.oid !== cmd.old) {
+      return fail('stale info');
+    }
+    this.prepared.push({ cmd, lock, clearDir, error: null });
+    return null;
+  }
+
+  /** Refs prepared so far. */
+  get refs(): string[] {
+    return this.prepared.map((p) => p.cmd.ref);
+  }
+
+  /**
+   * Applies every prepared update. With `atomic`, a failure before the first
+   * ref moves (writing a lock, rewriting packed-refs) applies none of them.
+   * Returns ref -> failure reason for the refs that did not move.
+   */
+  commit(atomic: boolean, checkpoint: (name: string) => void = () => {}): Map<string, string> {
+    const failed = new Map<string, string>();
+    const abortAll = (reason: string): Map<string, string> => {
+      for (const p of this.prepared) failed.set(p.cmd.ref, reason);
+      this.release();
+      return failed;
+    };
+    for (const p of this.prepared) {
+      if (p.cmd.new === ZERO_OID) continue;
+      try {
+        p.lock.write(p.cmd.new + '\n');
+      } catch (err) {
+        const reason = `failed to write ref: ${(err as Error).message}`;
+        if (atomic) return abortAll(reason);
+        p.error = reason;
+      }
+    }
+    checkpoint('refs-written');
+    const deletions = this.prepared.filter((p) => p.cmd.new === ZERO_OID && !p.error);
+    if (deletions.length > 0) {
+      try {
+        this.removeFromPackedRefs(deletions.map((p) => p.cmd.ref));
+      } catch (err) {
+        const reason = `failed to delete ref: ${(err as Error).message}`;
+        if (atomic) return abortAll(reason);
+        for (const p of deletions) p.error = reason;
+      }
+      checkpoint('packed-refs-written');
+    }
+    for (const p of this.prepared) {
+      if (p.error) continue;
+      try {
+        const file = path.join(this.gitDir, p.cmd.ref);
+        if (p.cmd.new === ZERO_OID) {
+          try {
+            fs.unlinkSync(file);
+            fsyncDir(path.dirname(file));
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          }
+          p.lock.release();
+          pruneEmptyDirs(this.gitDir, path.dirname(file));
+        } else {
+          if (p.clearDir) removeEmptyTree(file);
+          p.lock.commit();
+        }
+        checkpoint('ref-renamed');
+      } catch (err) {
+        p.error = `failed to update ref: ${(err as Error).message}`;
+      }
+    }
+    for (const p of this.prepared) {
+      if (p.error) failed.set(p.cmd.ref, p.error);
+    }
+    this.release();
+    return failed;
+  }
+
+  private removeFromPackedRefs(refs: string[]): void {
+    const file = path.join(this.gitDir, 'packed-refs');
+    const gone = new Set(refs);
+    const lock = LockFile.acquire(file, { ...this.opts, timeoutMs: PACKED_REFS_TIMEOUT_MS });
+    try {
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      const out: string[] = [];
+      let dropping = false;
+      let changed = false;
+      for (const line of text.split('\n')) {
+        if (line.startsWith('^')) {
+          if (!dropping) out.push(line);
+          continue;
+        }
+        dropping = line.length > 41 && line[0] !== '#' && gone.has(line.slice(41));
+        if (dropping) changed = true;
+        else out.push(line);
+      }
+      if (!changed) return;
+      lock.write(out.join('\n'));
+      lock.commit();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Gives up every lock still held. */
+  release(): void {
+    for (const p of this.prepared) p.lock.release();
+    this.prepared = [];
+  }
+}
