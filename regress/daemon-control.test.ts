@@ -205,6 +205,24 @@ access = ["permit ro ${USERS.carol}"]
     t.match(listenChange.stderr, /listen: changing the socket needs a restart/);
   });
 
+  t.test('a dead listen or auth process is replaced; gotd keeps serving', async (t) => {
+    const role = (pid: number): string => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+    const before = descendants(g.pid).filter((p) => /gotd\/(listen|auth)\.js/.test(role(p)));
+    t.equal(before.length, 2, 'listen and auth');
+    for (const p of before) process.kill(p, 'SIGKILL');
+    const t0 = Date.now();
+    let info = await g.gotctl(['info']);
+    while ((info.code !== 0 || before.some((p) => info.stdout.includes(` ${p}`))) && Date.now() - t0 < 10_000) {
+      await sleep(200);
+      info = await g.gotctl(['info']);
+    }
+    t.equal(info.code, 0, 'gotctl answers again');
+    t.match(info.stdout, /processes: (listen|auth) [0-9]+, (listen|auth) [0-9]+/);
+    t.equal((await ask(alice, 'team/secret')).stderr, 'gotsh: access denied\n', 'decisions as before');
+    t.notMatch((await ask(carol, 'src')).stderr, /access denied/, 'with the reloaded configuration');
+    await g.waitLog(/listen process [0-9]+ died/);
+  });
+
   t.test('gotctl stop ends gotd and every process within 20s', async (t) => {
     const pids = [g.pid, ...descendants(g.pid)];
     const t0 = Date.now();

@@ -17,6 +17,7 @@ const probeReport = z.object({
   readRepo: z.string(),
   readOutside: z.string(),
   writeRepo: z.string(),
+  writeOutside: z.string(),
   spawn: z.string(),
   worker: z.string(),
   addon: z.string(),
@@ -53,7 +54,7 @@ export function runProbe(c: Confinement, repo: string, outside: string, write: b
 /** What a reader must not be able to do. */
 function deniedAll(r: ProbeReport): string | null {
   if (r.readRepo !== 'allowed') return `cannot read its repository (${r.readRepo})`;
-  for (const [what, v] of [['read outside', r.readOutside], ['write', r.writeRepo], ['spawn', r.spawn], ['start workers', r.worker], ['load addons', r.addon]] as const) {
+  for (const [what, v] of [['read outside', r.readOutside], ['write', r.writeRepo], ['write outside', r.writeOutside], ['spawn', r.spawn], ['start workers', r.worker], ['load addons', r.addon]] as const) {
     if (v === 'allowed') return `could ${what}`;
   }
   return null;

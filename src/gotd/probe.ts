@@ -18,6 +18,7 @@ const report = {
   readRepo: attempt(() => fs.readdirSync(repo!)),
   readOutside: attempt(() => fs.readdirSync(outside!)),
   writeRepo: attempt(() => { const f = `${repo}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
+  writeOutside: attempt(() => { const f = `${outside}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
   spawn: attempt(() => require('node:child_process').spawnSync('/bin/true')),
   worker: attempt(() => new (require('node:worker_threads').Worker)('0', { eval: true })),
   addon: attempt(() => process.dlopen({ exports: {} } as NodeModule, '/nonexistent.node')),
