@@ -91,9 +91,7 @@ export class MultiPackIndex {
     }
     for (let i = lo; i < this.count && this.prefix[i] === p; i++) {
       const s = this.oidl + 20 * i + 4;
-      const c = this.buf.compare(name, off + 4, off + 20, s, s + 16);
-      if (c === 0) return i;
-      if (c > 0) break;
+      if (this.buf.compare(name, off + 4, off + 20, s, s + 16) === 0) return i;
     }
     return -1;
   }

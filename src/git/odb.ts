@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
+import { noteAllocation } from './gc';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
 import { PackError, PackFile, parseEntryHeader } from './pack';
@@ -30,42 +31,45 @@ export interface RawObject {
 /** Longest delta chain followed before the pack is called corrupt (git's own limit is far lower). */
 const MAX_CHAIN = 10000;
 
-/** Least-recently-used cache of inflated objects (delta bases mostly), bounded in bytes. */
+/**
+ * Cache of inflated objects (delta bases mostly), bounded in bytes, evicted
+ * oldest-first: cheaper than LRU bookkeeping on every hit, and a base that
+ * is evicted while still in use simply gets inflated again.
+ */
 export class BaseCache {
-  private map = new Map<number, RawObject>();
+  // Small-integer keys keep the Map fast: position * 1024 + pack slot; the
+  // pack is checked on a hit because slots repeat after 1024 packs.
+  private map = new Map<number, { pack: PackFile; obj: RawObject }>();
   private bytes = 0;
 
   constructor(readonly budget: number) {}
 
-  private static key(pack: PackFile, pos: number): number {
-    return pack.id * 4294967296 + pos;
-  }
-
   get(pack: PackFile, pos: number): RawObject | undefined {
-    const k = BaseCache.key(pack, pos);
-    const v = this.map.get(k);
-    if (v) {
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
-    return v;
+    const e = this.map.get(pos * 1024 + (pack.id & 1023));
+    return e && e.pack === pack ? e.obj : undefined;
   }
 
   put(pack: PackFile, pos: number, obj: RawObject): void {
     const size = obj.data.length + 64;
     if (size > this.budget / 4) return;
-    const k = BaseCache.key(pack, pos);
+    if (obj.data.buffer.byteLength > obj.data.length * 2) {
+      // A slice of Node's shared 8 KiB pool would pin the whole slab: keep a private copy.
+      const own = Buffer.allocUnsafeSlow(obj.data.length);
+      obj.data.copy(own);
+      obj = { code: obj.code, data: own };
+    }
+    const k = pos * 1024 + (pack.id & 1023);
     const old = this.map.get(k);
     if (old) {
-      this.bytes -= old.data.length + 64;
+      this.bytes -= old.obj.data.length + 64;
       this.map.delete(k);
     }
-    this.map.set(k, obj);
+    this.map.set(k, { pack, obj });
     this.bytes += size;
     if (this.bytes > this.budget) {
       for (const [key, v] of this.map) {
         this.map.delete(key);
-        this.bytes -= v.data.length + 64;
+        this.bytes -= v.obj.data.length + 64;
         if (this.bytes <= this.budget * 0.75) break;
       }
     }
@@ -81,14 +85,16 @@ export class ObjectCorruptError extends Error {
   override name = 'ObjectCorruptError';
 }
 
-function inflateExact(data: Buffer, size: number, what: string): Buffer {
+function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
   let out: Buffer;
   try {
-    out = zlib.inflateSync(data);
+    // One output chunk a byte larger than the object: no second pass, no concatenation.
+    out = zlib.inflateSync(data, { chunkSize: Math.min(Math.max(64, size + 1), 1 << 26) });
   } catch (err) {
-    throw new ObjectCorruptError(`${what}: ${(err as Error).message}`);
+    throw new ObjectCorruptError(`${what()}: ${(err as Error).message}`);
   }
-  if (out.length !== size) throw new ObjectCorruptError(`${what}: inflated to ${out.length} bytes, expected ${size}`);
+  if (out.length !== size) throw new ObjectCorruptError(`${what()}: inflated to ${out.length} bytes, expected ${size}`);
+  noteAllocation(size);
   return out;
 }
 
@@ -110,7 +116,7 @@ export class ObjectStore {
 
   constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
     this.packDir = path.join(dir, 'pack');
-    this.cache = new BaseCache(opts.cacheBytes ?? 32 << 20);
+    this.cache = new BaseCache(opts.cacheBytes ?? (16 << 20));
   }
 
   /** Packs currently in the repository, newest first. */
@@ -194,8 +200,15 @@ export class ObjectStore {
     this.cache.clear();
   }
 
-  /** Finds a packed object by its 20-byte name at name[off]; does not re-scan. */
-  locate(name: Buffer, off = 0): Located | null {
+  /** The pack of the last successful findPacked(). */
+  hitPack: PackFile | null = null;
+
+  /**
+   * locate() without allocating, for object walks: returns the pack
+   * position and leaves the pack in hitPack; -1 on a miss. Always the same
+   * copy of an object that is in several packs, so flags never split.
+   */
+  findPacked(name: Buffer, off: number): number {
     if (!this.scanned) this.rescan();
     const m = this.midx;
     if (m) {
@@ -204,22 +217,38 @@ export class ObjectStore {
         const pack = m.packs[m.index.packOf(i)];
         if (pack) {
           const pos = pack.positionAt(m.index.offsetOf(i));
-          if (pos >= 0) return { pack, pos };
+          if (pos >= 0) {
+            this.hitPack = pack;
+            return pos;
+          }
         }
       }
     }
-    for (const pack of this.uncovered) {
-      const pos = pack.find(name, off);
-      if (pos >= 0) return { pack, pos };
+    const packs = this.uncovered;
+    for (let k = 0; k < packs.length; k++) {
+      const pos = packs[k]!.find(name, off);
+      if (pos >= 0) {
+        this.hitPack = packs[k]!;
+        return pos;
+      }
     }
     if (m) {
       // The midx may be stale (a pack it names was replaced): try every pack.
       for (const pack of this.active) {
         const pos = pack.find(name, off);
-        if (pos >= 0) return { pack, pos };
+        if (pos >= 0) {
+          this.hitPack = pack;
+          return pos;
+        }
       }
     }
-    return null;
+    return -1;
+  }
+
+  /** Finds a packed object by its 20-byte name at name[off]; does not re-scan. */
+  locate(name: Buffer, off = 0): Located | null {
+    const pos = this.findPacked(name, off);
+    return pos < 0 ? null : { pack: this.hitPack!, pos };
   }
 
   /** Like locate, but re-scans the pack directory once on a miss. */
@@ -235,11 +264,7 @@ export class ObjectStore {
   }
 
   hasLoose(oid: string): boolean {
-    try {
-      return fs.statSync(this.loosePath(oid)).isFile();
-    } catch {
-      return false;
-    }
+    return fs.statSync(this.loosePath(oid), { throwIfNoEntry: false })?.isFile() ?? false;
   }
 
   /** Reads a loose object; null when there is none (or it vanished into a pack meanwhile). */
@@ -350,14 +375,14 @@ export class ObjectStore {
         }
         p = b.pos;
       } else {
-        base = { code: h.type, data: inflateExact(raw.subarray(h.headerLength), h.size, `${pk.name} at ${off}`) };
+        base = { code: h.type, data: inflateExact(raw.subarray(h.headerLength), h.size, () => `${pk.name} at ${off}`) };
         if (chain.length > 0 || h.type === 2) this.cache.put(pk, p, base);
         break;
       }
     }
     for (let i = chain.length - 1; i >= 0; i--) {
       const d = chain[i]!;
-      const delta = inflateExact(d.raw.subarray(d.at), d.size, `${d.pack.name} delta at ${d.pack.offsetOf(d.pos)}`);
+      const delta = inflateExact(d.raw.subarray(d.at), d.size, () => `${d.pack.name} delta at ${d.pack.offsetOf(d.pos)}`);
       let data: Buffer;
       try {
         data = applyDelta(base.data, delta);
@@ -412,7 +437,7 @@ export class ObjectStore {
       head = zlib.inflateSync(raw.subarray(h.headerLength, h.headerLength + 256), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
       if (head.length < 20 && head.length < h.size) throw new Error('short');
     } catch {
-      head = inflateExact(raw.subarray(h.headerLength), h.size, `${pack.name} delta at ${off}`);
+      head = inflateExact(raw.subarray(h.headerLength), h.size, () => `${pack.name} delta at ${off}`);
     }
     const [, p] = deltaHeaderSize(head, 0);
     const size = deltaHeaderSize(head, p)[0];

@@ -30,15 +30,21 @@ export interface EntryHeader {
 
 let nextPackId = 1;
 
+/** Block cache for small entries: 4 KiB blocks, 2 MiB per pack at most. */
+const BLOCK = 4096;
+const MAX_BLOCKS = 512;
+
 export class PackFile {
   /** Process-unique, stable while this object lives (packs come and go). */
   readonly id = nextPackId++;
   readonly size: number;
   readonly count: number;
+  readonly version: number;
   private order: Uint32Array | null = null;    // pack position -> index position
   private rank: Uint32Array | null = null;     // index position -> pack position
   private offsets: Float64Array | null = null; // pack position -> offset; [count] = end of last entry
   private closed = false;
+  private blocks = new Map<number, Buffer>();
 
   private constructor(
     readonly packPath: string,
@@ -51,7 +57,7 @@ export class PackFile {
     const head = Buffer.alloc(12);
     if (st.size < 32 || fs.readSync(fd, head, 0, 12, 0) !== 12) throw new PackError(`${packPath}: too small to be a pack`);
     if (head.toString('latin1', 0, 4) !== 'PACK') throw new PackError(`${packPath}: bad pack signature`);
-    const version = head.readUInt32BE(4);
+    const version = this.version = head.readUInt32BE(4);
     if (version !== 2 && version !== 3) throw new PackError(`${packPath}: unsupported pack version ${version}`);
     if (head.readUInt32BE(8) !== idx.count) throw new PackError(`${packPath}: object count differs from its index`);
     const trailer = Buffer.alloc(20);
@@ -124,9 +130,11 @@ export class PackFile {
 
   /** A pack-X.rev reverse index (gitformat-pack(5)), if present and sane. */
   private loadRev(): Uint32Array | null {
+    const file = this.packPath.replace(/\.pack$/, '.rev');
+    if (!fs.existsSync(file)) return null;
     let buf: Buffer;
     try {
-      buf = fs.readFileSync(this.packPath.replace(/\.pack$/, '.rev'));
+      buf = fs.readFileSync(file);
     } catch {
       return null;
     }
@@ -215,10 +223,28 @@ export class PackFile {
     }
   }
 
-  /** The whole stored entry p: header and compressed data, exactly as on disk. */
+  /**
+   * The whole stored entry p: header and compressed data, exactly as on
+   * disk. Small entries come through a little block cache: git writes each
+   * delta family (the versions of one tree, say) together, and a walk
+   * through history reads those families a member at a time.
+   * The result may share memory with a cached block: do not keep it.
+   */
   rawEntry(p: number): Buffer {
     const off = this.offsetOf(p);
-    return this.pread(off, this.endOf(p) - off);
+    const end = this.endOf(p);
+    const first = Math.floor(off / BLOCK);
+    if (first !== Math.floor((end - 1) / BLOCK)) return this.pread(off, end - off);
+    let block = this.blocks.get(first);
+    if (block) {
+      this.blocks.delete(first);
+    } else {
+      const start = first * BLOCK;
+      block = this.pread(start, Math.min(BLOCK, this.size - start));
+      if (this.blocks.size >= MAX_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+    }
+    this.blocks.set(first, block);
+    return block.subarray(off - first * BLOCK, end - first * BLOCK);
   }
 }
 

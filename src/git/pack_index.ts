@@ -57,26 +57,50 @@ export class PackIndex {
     return new PackIndex(fs.readFileSync(path), path);
   }
 
+  /**
+   * Open-addressing table from the first four bytes of a name (uniform, it
+   * is a hash) to index position + 1. Built on first lookup; a walk looks up
+   * every tree entry it meets, millions for a big history.
+   */
+  private table: Int32Array | null = null;
+  private tableShift = 0;
+
+  private buildTable(): Int32Array {
+    let bits = 1;
+    while ((1 << bits) < this.count * 2) bits++;
+    const table = new Int32Array(1 << bits);
+    const mask = table.length - 1;
+    const shift = 32 - bits;
+    for (let i = 0; i < this.count; i++) {
+      let h = this.prefix[i]! >>> shift;
+      while (table[h] !== 0) h = (h + 1) & mask;
+      table[h] = i + 1;
+    }
+    this.tableShift = shift;
+    this.table = table;
+    return table;
+  }
+
   /** Position of the object whose 20-byte name starts at name[off], or -1. */
   find(name: Buffer, off = 0): number {
-    const b0 = name[off]!;
-    let lo = b0 === 0 ? 0 : this.fanout[b0 - 1]!;
-    let hi = this.fanout[b0]!;
-    const p = name.readUInt32BE(off);
+    const table = this.table ?? this.buildTable();
+    const mask = table.length - 1;
+    const p = ((name[off]! << 24) | (name[off + 1]! << 16) | (name[off + 2]! << 8) | name[off + 3]!) >>> 0;
     const prefix = this.prefix;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (prefix[mid]! < p) lo = mid + 1;
-      else hi = mid;
-    }
     const buf = this.buf;
-    for (let i = lo; i < this.count && prefix[i] === p; i++) {
-      const s = this.shaOff + 20 * i + 4;
-      const c = buf.compare(name, off + 4, off + 20, s, s + 16);
-      if (c === 0) return i;
-      if (c > 0) break; // the index name is already greater
+    let h = p >>> this.tableShift;
+    for (;;) {
+      const v = table[h]!;
+      if (v === 0) return -1;
+      const i = v - 1;
+      if (prefix[i] === p) {
+        const s = this.shaOff + 20 * i + 4;
+        let k = 0;
+        while (k < 16 && buf[s + k] === name[off + 4 + k]) k++;
+        if (k === 16) return i;
+      }
+      h = (h + 1) & mask;
     }
-    return -1;
   }
 
   findHex(oid: string): number {

@@ -1,0 +1,180 @@
+/**
+ * Reachability bitmaps (gitformat-bitmap(5)) for a single pack: for selected
+ * commits, the set of every object reachable from them, one bit per object
+ * in pack order, EWAH-compressed and often XORed against a nearby entry.
+ * With them a clone's object set is a few ORs instead of a history walk.
+ */
+import * as fs from 'node:fs';
+import type { PackFile } from './pack';
+
+const FLAG_FULL_DAG = 0x1;
+const MAX_XOR_CHAIN = 10000;
+
+export class BitmapError extends Error {
+  override name = 'BitmapError';
+}
+
+/** A plain bitset over pack positions. */
+export type Bits = Uint32Array;
+
+export function newBits(n: number): Bits {
+  return new Uint32Array((n + 31) >>> 5);
+}
+
+export function testBit(b: Bits, i: number): boolean {
+  return (b[i >>> 5]! & (1 << (i & 31))) !== 0;
+}
+
+export function setBit(b: Bits, i: number): void {
+  b[i >>> 5]! |= 1 << (i & 31);
+}
+
+export function orInto(dst: Bits, src: Bits): void {
+  for (let i = 0; i < src.length; i++) dst[i]! |= src[i]!;
+}
+
+/** Decodes one EWAH bitmap at buf[at]; returns the bits and the offset just past it. */
+export function decodeEwah(buf: Buffer, at: number, maxBits: number): { bits: Bits; end: number } {
+  if (at + 8 > buf.length) throw new BitmapError('EWAH header truncated');
+  const nbits = buf.readUInt32BE(at);
+  const nwords = buf.readUInt32BE(at + 4);
+  const wordsAt = at + 8;
+  const end = wordsAt + nwords * 8 + 4;
+  if (end > buf.length) throw new BitmapError('EWAH bitmap truncated');
+  // Bitmaps are written in whole 64-bit words; bits past the object count must be clear.
+  if (nbits > Math.ceil(maxBits / 64) * 64) throw new BitmapError(`EWAH bitmap of ${nbits} bits for ${maxBits} objects`);
+  const bits = newBits(maxBits);
+  const limit = bits.length; // in 32-bit words
+  let w = 0; // output position in 32-bit words
+  let i = 0;
+  while (i < nwords) {
+    const hi = buf.readUInt32BE(wordsAt + i * 8);
+    const lo = buf.readUInt32BE(wordsAt + i * 8 + 4);
+    i++;
+    const runBit = lo & 1;
+    // running length: bits 1..32 of the 64-bit word; literal count: bits 33..63.
+    const runLen = (lo >>> 1) + (hi & 1) * 0x80000000;
+    const literals = hi >>> 1;
+    if (runLen > 0) {
+      if (w + runLen * 2 > limit + 1) throw new BitmapError('EWAH run beyond the bitmap');
+      if (runBit) bits.fill(0xffffffff, w, Math.min(limit, w + runLen * 2));
+      w += runLen * 2;
+    }
+    if (i + literals > nwords) throw new BitmapError('EWAH literals beyond the bitmap');
+    for (let k = 0; k < literals; k++, i++) {
+      const h = buf.readUInt32BE(wordsAt + i * 8);
+      const l = buf.readUInt32BE(wordsAt + i * 8 + 4);
+      if (w < limit) bits[w] = l;
+      else if (l !== 0) throw new BitmapError('EWAH literal beyond the bitmap');
+      if (w + 1 < limit) bits[w + 1] = h;
+      else if (h !== 0) throw new BitmapError('EWAH literal beyond the bitmap');
+      w += 2;
+    }
+  }
+  // Bits past the object count would name objects that do not exist.
+  const tail = maxBits & 31;
+  if (tail && limit > 0) bits[limit - 1]! &= 2 ** tail - 1;
+  return { bits, end };
+}
+
+interface Entry {
+  /** Where the entry's EWAH starts in the file. */
+  at: number;
+  xor: number;
+}
+
+export class PackBitmap {
+  private readonly entries: Entry[] = [];
+  /** Index position (in the .idx) of a commit -> entry number. */
+  private readonly byIndexPos = new Map<number, number>();
+  private readonly decoded = new Map<number, Bits>();
+
+  private constructor(readonly pack: PackFile, private readonly buf: Buffer) {
+    if (buf.length < 32 + 20 || buf.toString('latin1', 0, 4) !== 'BITM') throw new BitmapError('not a bitmap index');
+    if (buf.readUInt16BE(4) !== 1) throw new BitmapError(`unsupported bitmap version ${buf.readUInt16BE(4)}`);
+    const flags = buf.readUInt16BE(6);
+    if (!(flags & FLAG_FULL_DAG)) throw new BitmapError('bitmap is not for a full DAG');
+    const count = buf.readUInt32BE(8);
+    if (!buf.subarray(12, 32).equals(pack.idx.packChecksum)) throw new BitmapError('bitmap belongs to another pack');
+    const n = pack.count;
+    let at = 32;
+    for (let t = 0; t < 4; t++) at = this.skipEwah(at);
+    for (let i = 0; i < count; i++) {
+      if (at + 6 > buf.length) throw new BitmapError('bitmap entry truncated');
+      const pos = buf.readUInt32BE(at);
+      const xor = buf[at + 4]!;
+      if (pos >= n) throw new BitmapError('bitmap entry for an object outside the pack');
+      if (xor > i) throw new BitmapError('bitmap XOR offset before the first entry');
+      this.entries.push({ at: at + 6, xor });
+      this.byIndexPos.set(pos, i);
+      at = this.skipEwah(at + 6);
+    }
+  }
+
+  private skipEwah(at: number): number {
+    if (at + 8 > this.buf.length) throw new BitmapError('EWAH header truncated');
+    const end = at + 8 + this.buf.readUInt32BE(at + 4) * 8 + 4;
+    if (end > this.buf.length) throw new BitmapError('EWAH bitmap truncated');
+    return end;
+  }
+
+  /** The pack's bitmap index, or null when there is none or it cannot be trusted. */
+  static open(pack: PackFile): PackBitmap | null {
+    const file = pack.packPath.replace(/\.pack$/, '.bitmap');
+    if (!fs.existsSync(file)) return null;
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(file);
+    } catch {
+      return null;
+    }
+    try {
+      return new PackBitmap(pack, buf);
+    } catch {
+      return null;
+    }
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /** Does the commit at this .idx position have a bitmap? */
+  has(indexPos: number): boolean {
+    return this.byIndexPos.has(indexPos);
+  }
+
+  /** Everything reachable from the commit at this .idx position (pack-order bits), or null. */
+  reachable(indexPos: number): Bits | null {
+    const e = this.byIndexPos.get(indexPos);
+    return e === undefined ? null : this.entryBits(e);
+  }
+
+  private entryBits(e: number): Bits {
+    const hit = this.decoded.get(e);
+    if (hit) return hit;
+    // Resolve the XOR chain iteratively from its oldest undecoded base.
+    const chain: number[] = [];
+    let cur = e;
+    let base: Bits | null = null;
+    for (;;) {
+      const d = this.decoded.get(cur);
+      if (d) { base = d; break; }
+      chain.push(cur);
+      if (chain.length > MAX_XOR_CHAIN) throw new BitmapError('bitmap XOR chain too long');
+      const x = this.entries[cur]!.xor;
+      if (x === 0) break;
+      cur -= x;
+    }
+    let bits: Bits = base ?? newBits(0);
+    for (let k = chain.length - 1; k >= 0; k--) {
+      const idx = chain[k]!;
+      const own = decodeEwah(this.buf, this.entries[idx]!.at, this.pack.count).bits;
+      if (bits.length === own.length) for (let i = 0; i < own.length; i++) own[i]! ^= bits[i]!;
+      bits = own;
+      // Keep what a later lookup is likely to need; tips are few.
+      if (this.decoded.size < 256) this.decoded.set(idx, bits);
+    }
+    return bits;
+  }
+}
