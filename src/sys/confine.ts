@@ -17,6 +17,11 @@ function zodDir(): string {
   return fs.realpathSync(path.dirname(require.resolve('zod/package.json')));
 }
 
+/** ws, for the WebSocket framing a reader or writer does for WebSocket clients. */
+function wsDir(): string {
+  return fs.realpathSync(path.dirname(require.resolve('ws/package.json')));
+}
+
 export const WORKER_HEAP_MB = 512;
 
 export interface Confinement {
@@ -37,6 +42,7 @@ export function nodeFlags(repoPath: string, write: boolean, heapMb: number): str
     '--experimental-permission',
     `--allow-fs-read=${RUNTIME_SRC}`,
     `--allow-fs-read=${zodDir()}`,
+    `--allow-fs-read=${wsDir()}`,
     `--allow-fs-read=${repoPath}`,
     ...(write ? [`--allow-fs-write=${repoPath}`] : []),
     '--no-addons',
@@ -69,6 +75,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
   const flags = [...nodeFlags(repoPath, write, c.heapMb), ...entry];
   if (!c.bwrap) return { file: node, args: flags };
   const zod = zodDir();
+  const ws = wsDir();
   return {
     file: c.bwrap,
     args: [
@@ -78,6 +85,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
       ...systemBinds(node),
       '--ro-bind', RUNTIME_SRC, RUNTIME_SRC,
       '--ro-bind', zod, zod,
+      '--ro-bind', ws, ws,
       write ? '--bind' : '--ro-bind', repoPath, repoPath,
       '--proc', '/proc',
       '--dev', '/dev',
