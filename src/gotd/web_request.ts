@@ -83,14 +83,15 @@ export function normalAddress(a: string): string {
 /**
  * Turns a parsed head into the request for the parent.  Throws HeadError
  * for requests that cannot be Git over WebSocket whoever sends them
- * (wrong method, no service).  Credentials are not judged here.
+ * (wrong method, an unknown service).  Credentials are not judged here.
  */
 export function webRequest(h: RequestHead, address: string, creds: Exclude<Credentials, null> | null): WebRequest {
   if (h.method !== 'GET') throw new HeadError('only GET', 405);
   const q = h.target.indexOf('?');
   const path = q >= 0 ? h.target.slice(0, q) : h.target;
   const query = new URLSearchParams(q >= 0 ? h.target.slice(q + 1) : '');
-  const services = query.getAll('service');
+  // No service named is a read: whoever probes a path without one still hears the answer for it.
+  const services = query.has('service') ? query.getAll('service') : ['git-upload-pack'];
   if (services.length !== 1 || !(SERVICES as readonly string[]).includes(services[0]!)) {
     throw new HeadError('name the service: ?service=git-upload-pack or ?service=git-receive-pack', 400);
   }

@@ -39,17 +39,29 @@ export function wantedProtocol(service: string): string {
   return v === '2' || v === '1' ? `version=${v}` : '';
 }
 
-/** Extra trusted certificates for wss://, with the name of the setting they came from. */
-function trustedExtra(t: Target): { from: string; pem: string } | null {
-  const file = process.env.GOTD_WS_CAFILE || process.env.GIT_SSL_CAINFO
-    || gitConfig(['--type=path', '--get-urlmatch', 'http.sslCAInfo', `${t.scheme}://${t.host}${t.path}`]);
-  if (!file) return null;
-  const from = process.env.GOTD_WS_CAFILE ? 'GOTD_WS_CAFILE' : process.env.GIT_SSL_CAINFO ? 'GIT_SSL_CAINFO' : 'http.sslCAInfo';
-  try {
-    return { from, pem: fs.readFileSync(file, 'utf8') };
-  } catch (e) {
-    throw new ConnectError(`cannot read the certificates named by ${from} (${file}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+/**
+ * Extra trusted certificates for wss://: every file named by
+ * GOTD_WS_CAFILE, GIT_SSL_CAINFO or git's http.sslCAInfo, added to the
+ * usual authorities; with the names of the settings, for messages.
+ */
+function trustedExtra(t: Target): { from: string; pem: string[] } | null {
+  const named: Array<[string, string | null | undefined]> = [
+    ['GOTD_WS_CAFILE', process.env.GOTD_WS_CAFILE],
+    ['GIT_SSL_CAINFO', process.env.GIT_SSL_CAINFO],
+    ['http.sslCAInfo', gitConfig(['--type=path', '--get-urlmatch', 'http.sslCAInfo', `${t.scheme}://${t.host}${t.path}`])],
+  ];
+  const from: string[] = [];
+  const pem: string[] = [];
+  for (const [name, file] of named) {
+    if (!file) continue;
+    try {
+      pem.push(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConnectError(`cannot read the certificates named by ${name} (${file}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    from.push(name);
   }
+  return from.length > 0 ? { from: from.join(', '), pem } : null;
 }
 
 const TLS_WORDS: Record<string, string> = {
@@ -66,7 +78,7 @@ function explain(t: Target, e: NodeJS.ErrnoException, extra: { from: string } | 
   const code = e.code ?? '';
   const where = t.host;
   if (code in TLS_WORDS) {
-    const hint = extra ? ` (${extra.from} is set but does not vouch for it)` : '; to trust it, set GOTD_WS_CAFILE=/path/to/ca.pem';
+    const hint = extra ? ` (not vouched for by ${extra.from})` : '; to trust it, set GOTD_WS_CAFILE=/path/to/ca.pem';
     return `TLS: cannot verify ${where}: ${TLS_WORDS[code]} (${code})${hint}`;
   }
   if (code === 'EPROTO' || /wrong version number|ssl|tls/i.test(e.message)) {
@@ -95,7 +107,7 @@ export function open(t: Target, service: string, cred: Credential | null): Promi
       maxPayload: MAX_PAYLOAD,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       followRedirects: false,
-      ...(extra ? { ca: [...tls.rootCertificates, extra.pem] } : {}),
+      ...(extra ? { ca: [...tls.rootCertificates, ...extra.pem] } : {}),
     });
     ws.once('open', () => {
       ws.removeAllListeners('error');

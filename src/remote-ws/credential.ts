@@ -4,13 +4,26 @@
  * terminal), `approve` lets helpers remember what worked, `reject` makes
  * them forget what did not.  See git-credential(1).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { Target } from './target';
 
 export interface Credential { user: string; password: string }
 
+/**
+ * Like git for http(s): the path is part of the question only with
+ * credential.useHttpPath, so that one stored password serves a host.
+ */
+let pathAsked: boolean | null = null;
+function usePath(t: Target): boolean {
+  if (pathAsked !== null) return pathAsked;
+  const r = spawnSync('git', ['config', '--type=bool', '--get-urlmatch', 'credential.useHttpPath', `${t.scheme}://${t.host}${t.path}`], { encoding: 'utf8', timeout: 10_000 });
+  pathAsked = r.status === 0 && r.stdout.trim() === 'true';
+  return pathAsked;
+}
+
 function describe(t: Target, c?: Partial<Credential>): string {
-  const lines = [`protocol=${t.scheme}`, `host=${t.host}`, `path=${t.path.slice(1)}`];
+  const lines = [`protocol=${t.scheme}`, `host=${t.host}`];
+  if (usePath(t)) lines.push(`path=${t.path.slice(1)}`);
   const user = c?.user ?? t.user;
   if (user !== null && user !== undefined) lines.push(`username=${user}`);
   if (c?.password !== undefined) lines.push(`password=${c.password}`);
