@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { runProbe, type Ids } from '../src/gotd/layers';
+import { detectLayers, runProbe, type Ids } from '../src/gotd/layers';
 import { fromWorkerSchema, parseMessage, sessionSchema } from '../src/ipc/messages';
 import { entryPath, findBwrap, workerCommand, type Confinement } from '../src/sys/confine';
 import { DAEMON_USER, ensureAccounts, IS_ROOT, mustAccount, openTmpdir, repoFor } from './lib/daemon';
@@ -20,11 +20,11 @@ const dir = openTmpdir();
 const repoA = repoFor(dir, 'a', as ? mustAccount(DAEMON_USER) : null);
 const repoB = repoFor(dir, 'b', as ? mustAccount(DAEMON_USER) : null);
 
-const plain: Confinement = { bwrap: null, disableUserns: false, heapMb: 256 };
+const plain: Confinement = { bwrap: null, disableUserns: false, heapMb: 256, writerPermission: true };
 const bw = findBwrap();
 const layers: Array<[string, Confinement | null]> = [
   ['permission model', plain],
-  ['bubblewrap + permission model', bw ? { bwrap: bw.path, disableUserns: bw.disableUserns, heapMb: 256 } : null],
+  ['bubblewrap + permission model', bw ? { bwrap: bw.path, disableUserns: bw.disableUserns, heapMb: 256, writerPermission: true } : null],
 ];
 
 /** Runs code (as -e) in the worker confinement; it reports with process.send. */
@@ -103,6 +103,30 @@ for (const [name, c] of layers) {
   });
 }
 
+t.test('writers as gotd starts them on this machine', async (t) => {
+  const d = await detectLayers(as);
+  t.comment(d.layers.detail.join('\n'));
+  const c = d.confinement;
+  const w = await runProbe(c, fs.realpathSync(repoA), fs.realpathSync(repoB), true, as);
+  if (typeof w === 'string') { t.fail(w); return; }
+  t.equal(w.fsync, 'allowed', 'a writer can make its writes durable');
+  t.equal(w.writeRepo, 'allowed');
+  t.not(w.writeOutside, 'allowed', `no other repository to write: ${w.writeOutside}`);
+  t.not(w.readOutside, 'allowed', `no other repository to read: ${w.readOutside}`);
+  t.not(w.uid, 0);
+  if (c.writerPermission || !c.bwrap) {
+    t.equal(w.spawn, 'ERR_ACCESS_DENIED', 'permission model: no child processes');
+  } else {
+    t.equal(w.network, 0, 'bubblewrap: no network');
+    t.ok(w.pidNamespace, 'bubblewrap: own pid namespace');
+  }
+  const h = await hostile(c, ESCAPES, true);
+  const r = h.report as Record<string, string> | null;
+  t.ok(r, h.stderr);
+  if (r) for (const k of ['readOther', 'statOther', 'writeOther', 'readEtc']) t.not(r[k], 'allowed', `${k}: ${r[k]}`);
+  t.notOk(fs.existsSync(path.join(repoB, 'pwned')));
+});
+
 t.test('a worker refuses a malformed session and exits', async (t) => {
   const run = async (msg: unknown, withSocket: boolean): Promise<{ code: number | null; stderr: string; reply: string }> => {
     const cmd = workerCommand(plain, [entryPath('repo_read')], fs.realpathSync(repoA), false);
@@ -119,7 +143,7 @@ t.test('a worker refuses a malformed session and exits', async (t) => {
       child.on('close', (code) => { setTimeout(() => { b.destroy(); resolve({ code, stderr, reply }); }, 100); });
     });
   };
-  const good = { type: 'session', repoPath: fs.realpathSync(repoA), access: 'ro', protocol: 2, protect: { branches: [], branchNamespaces: [], tagNamespaces: [] }, requestTimeoutMs: 5000, maxInputBytes: 1000 };
+  const good = { type: 'session', repoPath: fs.realpathSync(repoA), access: 'ro', protocol: 2, protect: { branches: [], branchNamespaces: [], tagNamespaces: [] }, requestTimeoutMs: 5000, maxInputBytes: 1000, staleBefore: Date.now() };
   t.ok(parseMessage(sessionSchema, good), 'the good message is good');
   for (const [what, msg] of [
     ['missing fields', { type: 'session', repoPath: '/x' }],

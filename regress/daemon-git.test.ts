@@ -80,7 +80,7 @@ access = ["permit rw ${USERS.alice}", "permit rw ${USERS.carol}", "permit rw roo
     for (const v of ['2', '0']) {
       const r = await asAlice(['-c', `protocol.version=${v}`, 'clone', '-q', '-u', up, 'file:///src', `c${v}`]);
       t.equal(r.code, 0, `clone v${v}: ${r.stderr}`);
-      t.equal(git(['-C', path.join(work, `c${v}`), 'rev-parse', 'HEAD']).trim(), head);
+      t.equal(git(['-c', 'safe.directory=*', '-C', path.join(work, `c${v}`), 'rev-parse', 'HEAD']).trim(), head);
     }
     const c = path.join(work, 'c2');
     fs.writeFileSync(path.join(c, 'new.txt'), 'pushed through gotd\n');
@@ -88,12 +88,12 @@ access = ["permit rw ${USERS.alice}", "permit rw ${USERS.carol}", "permit rw roo
     t.equal((await asAlice(['commit', '-q', '-m', 'through gotd'], c)).code, 0);
     const push = await asAlice(['push', '--receive-pack', rp, 'origin', 'HEAD:main'], c);
     t.equal(push.code, 0, push.stderr);
-    const pushed = git(['-C', c, 'rev-parse', 'HEAD']).trim();
+    const pushed = git(['-c', 'safe.directory=*', '-C', c, 'rev-parse', 'HEAD']).trim();
     t.equal(git(['--git-dir', src, 'rev-parse', 'refs/heads/main']).trim(), pushed);
     t.equal(fsckStrict(src), '');
     const fetch = await asAlice(['fetch', '-q', '--upload-pack', up, 'origin'], path.join(work, 'c0'));
     t.equal(fetch.code, 0, fetch.stderr);
-    t.equal(git(['-C', path.join(work, 'c0'), 'rev-parse', 'origin/main']).trim(), pushed);
+    t.equal(git(['-c', 'safe.directory=*', '-C', path.join(work, 'c0'), 'rev-parse', 'origin/main']).trim(), pushed);
     await g.waitLog(new RegExp(`user=${USERS.alice} repo="src" service=git-receive-pack in=[1-9][0-9]* out=[1-9][0-9]* time=[0-9.]+s outcome=ok`));
   });
 

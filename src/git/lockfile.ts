@@ -104,7 +104,13 @@ export class LockFile {
         const fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
         return new LockFile(target, fd);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && Date.now() < deadline + 1000) {
+          // A writer pruning empty directories removed ours meanwhile.
+          mkdirDurable(path.dirname(target));
+          continue;
+        }
+        if (code !== 'EEXIST') throw err;
       }
       if (opts.staleBefore !== undefined && breakStaleLock(lockPath, opts.staleBefore)) continue;
       if (Date.now() >= deadline) {

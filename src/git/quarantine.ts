@@ -97,7 +97,7 @@ function newestMtime(p: string): number {
 /**
  * Removes quarantines and our .keep files left by writers that crashed:
  * untouched since before `staleBefore` (no living writer is that old) or
- * for a day.
+ * for a day; with `staleBefore`, also ref lock files older than it.
  */
 export function cleanStale(objectsDir: string, staleBefore?: number, now = Date.now()): string[] {
   const limit = Math.max(staleBefore ?? 0, now - ABANDONED_MS);
@@ -135,5 +135,36 @@ export function cleanStale(objectsDir: string, staleBefore?: number, now = Date.
       // vanished meanwhile
     }
   }
+  if (staleBefore !== undefined) removeStaleLocks(path.dirname(objectsDir), staleBefore, removed);
   return removed;
+}
+
+/** Ref lock files older than `staleBefore`, whose writers are dead. */
+function removeStaleLocks(gitDir: string, staleBefore: number, removed: string[]): void {
+  const visit = (dir: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) visit(p);
+      else if (e.name.endsWith('.lock')) removeIfOlder(p, staleBefore, removed);
+    }
+  };
+  visit(path.join(gitDir, 'refs'));
+  removeIfOlder(path.join(gitDir, 'packed-refs.lock'), staleBefore, removed);
+}
+
+function removeIfOlder(file: string, staleBefore: number, removed: string[]): void {
+  try {
+    if (fs.statSync(file).mtimeMs < staleBefore) {
+      fs.unlinkSync(file);
+      removed.push(file);
+    }
+  } catch {
+    // gone, or never there
+  }
 }

@@ -279,8 +279,8 @@ class Session {
     let tx: RefTransaction | null = null;
     try {
       let pack: IndexedPack | null = null;
+      cleanStale(objectsDir, this.opts.staleBefore);
       if (needPack) {
-        cleanStale(objectsDir, this.opts.staleBefore);
         quarantine = Quarantine.create(objectsDir);
         this.checkpoint('quarantine-created');
         try {

@@ -109,13 +109,6 @@ export class RefTransaction {
     return this.packed;
   }
 
-  private current(ref: string): Current | 'dir' {
-    const loose = readLoose(path.join(this.gitDir, ref));
-    if (loose === 'dir' || loose.kind !== 'missing') return loose;
-    const oid = this.packedRefs().get(ref);
-    return oid ? { kind: 'oid', oid } : { kind: 'missing' };
-  }
-
   /** A ref whose name is a directory of `ref`'s, or the other way round, makes `ref` impossible. */
   private nameConflict(ref: string): string | null {
     const parts = ref.split('/');
@@ -141,6 +134,11 @@ export class RefTransaction {
   prepare(cmd: RefCommand): string | null {
     this.packed = null; // re-read under each lock: someone may have packed refs meanwhile
     const file = path.join(this.gitDir, cmd.ref);
+    if (cmd.old === ZERO_OID) {
+      // Checked before the lock too, whose directories would be in the way.
+      const conflict = this.nameConflict(cmd.ref);
+      if (conflict) return conflict;
+    }
     let lock: LockFile;
     try {
       lock = LockFile.acquire(file, this.opts);
@@ -150,30 +148,40 @@ export class RefTransaction {
       if (err instanceof LockError) return `cannot lock ref '${cmd.ref}': ${err.message}`;
       throw err;
     }
-    const fail = (reason: string): string => {
-      lock.release();
-      return reason;
-    };
-    const cur = this.current(cmd.ref);
-    let clearDir = false;
-    if (cur === 'dir') {
-      const dir = path.join(this.gitDir, cmd.ref);
-      if (holdsFiles(dir) || this.nameConflict(cmd.ref)) return fail(this.nameConflict(cmd.ref) ?? `'${cmd.ref}/...' exists; cannot create '${cmd.ref}'`);
-      if (cmd.old !== ZERO_OID) return fail('stale info');
-      clearDir = true;
-    } else if (cur.kind === 'symref') {
-      return fail(`cannot update symbolic ref (points to ${cur.target})`);
-    } else if (cur.kind === 'broken') {
-      return fail('ref is broken on the server');
-    } else if (cur.kind === 'missing') {
-      if (cmd.old !== ZERO_OID) return fail('stale info');
-      const conflict = this.nameConflict(cmd.ref);
-      if (conflict) return fail(conflict);
-    } else if (cur.oid !== cmd.old) {
-      return fail('stale info');
+    const reason = this.check(cmd, file);
+    if (reason === null || typeof reason !== 'string') {
+      this.prepared.push({ cmd, lock, clearDir: reason !== null, error: null });
+      return null;
     }
-    this.prepared.push({ cmd, lock, clearDir, error: null });
-    return null;
+    lock.release();
+    pruneEmptyDirs(this.gitDir, path.dirname(file));
+    return reason;
+  }
+
+  /** Under the lock: the compare-and-swap. Returns a reason, null, or {clearDir} when an empty directory is in the way. */
+  private check(cmd: RefCommand, file: string): string | null | { clearDir: true } {
+    let loose = readLoose(file);
+    let clearDir = false;
+    if (loose === 'dir') {
+      if (holdsFiles(file)) return `'${cmd.ref}/...' exists; cannot create '${cmd.ref}'`;
+      clearDir = true; // left-over empty directories: cleared at commit
+      loose = { kind: 'missing' };
+    }
+    let cur: Current = loose;
+    if (cur.kind === 'missing') {
+      const oid = this.packedRefs().get(cmd.ref);
+      if (oid) cur = { kind: 'oid', oid };
+    }
+    if (cur.kind === 'symref') return `cannot update symbolic ref (points to ${cur.target})`;
+    if (cur.kind === 'broken') return 'ref is broken on the server';
+    if (cur.kind === 'missing') {
+      if (cmd.old !== ZERO_OID) return 'stale info';
+      const conflict = this.nameConflict(cmd.ref);
+      if (conflict) return conflict;
+    } else if (cur.oid !== cmd.old) {
+      return 'stale info';
+    }
+    return clearDir ? { clearDir: true } : null;
   }
 
   /** Refs prepared so far. */

@@ -56,7 +56,7 @@ function age(ms: number): string {
 
 function printInfo(i: Info): void {
   const layers = [
-    i.layers.permissionModel && 'permission model',
+    i.layers.permissionModel && (i.layers.permissionModelWriters ? 'permission model' : 'permission model (readers)'),
     i.layers.bwrap && 'bubblewrap',
     i.layers.unprivilegedUser && 'unprivileged user',
     i.layers.resourceLimits && 'resource limits',

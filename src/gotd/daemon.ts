@@ -136,6 +136,7 @@ export class Daemon {
     const id = this.nextId++;
     const s = new Session(id, socket, peer, request, {
       log: this.log,
+      startedAt: this.started,
       config: () => this.config,
       confinement: () => this.o.confinement,
       authorize: (who, repo, service) => this.authorize(who, repo, service),

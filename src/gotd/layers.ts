@@ -23,6 +23,7 @@ const probeReport = z.object({
   addon: z.string(),
   network: z.number(),
   pidNamespace: z.boolean(),
+  fsync: z.string(),
 });
 export type ProbeReport = z.infer<typeof probeReport>;
 
@@ -69,7 +70,7 @@ export async function detectLayers(as?: Ids): Promise<Detected> {
     if (as) fs.chownSync(dir, as.uid, as.gid);
     const repo = fs.realpathSync(dir);
     const detail: string[] = [];
-    const plain: Confinement = { bwrap: null, disableUserns: false, heapMb: WORKER_HEAP_MB };
+    const plain: Confinement = { bwrap: null, disableUserns: false, heapMb: WORKER_HEAP_MB, writerPermission: true };
     const r1 = await runProbe(plain, repo, '/etc', false, as);
     const bad = typeof r1 === 'string' ? r1 : deniedAll(r1);
     if (bad) throw new Error(`Node's permission model does not confine workers: ${bad}`);
@@ -80,18 +81,30 @@ export async function detectLayers(as?: Ids): Promise<Detected> {
     if (!bw) {
       detail.push('bubblewrap: not installed');
     } else {
-      const c: Confinement = { bwrap: bw.path, disableUserns: bw.disableUserns, heapMb: WORKER_HEAP_MB };
+      const c: Confinement = { bwrap: bw.path, disableUserns: bw.disableUserns, heapMb: WORKER_HEAP_MB, writerPermission: true };
       const r2 = await runProbe(c, repo, '/etc', false, as);
       const why = typeof r2 === 'string' ? r2 : deniedAll(r2) ?? (r2.network > 0 ? 'network visible' : null);
       if (why) detail.push(`bubblewrap: not usable (${why.slice(0, 300)})`);
       else { confinement = c; detail.push(`bubblewrap: ${bw.path} (mount, pid, net, ipc, uts, user namespaces${bw.disableUserns ? ', no nested user namespaces' : ''})`); }
+    }
+    // A writer must be able to fsync; where the permission model forbids the engine's
+    // fsync, writers keep the other layers (bubblewrap above all) and go without it.
+    const w = await runProbe(plain, repo, '/etc', true, as);
+    const fsync = typeof w === 'string' ? w : w.fsync;
+    if (fsync !== 'allowed') {
+      if (confinement.bwrap) {
+        confinement = { ...confinement, writerPermission: false };
+        detail.push(`writers: without the permission model, which refuses the engine's fsync on Node ${process.versions.node} (${fsync}); bubblewrap confines them`);
+      } else {
+        detail.push(`writers: the permission model refuses the engine's fsync on Node ${process.versions.node} (${fsync}) and there is no bubblewrap: pushes will fail`);
+      }
     }
     const uid = as?.uid ?? process.getuid?.() ?? 0;
     detail.push(uid === 0 ? 'unprivileged user: NO, workers run as root' : `unprivileged user: uid ${uid}`);
     detail.push(`resource limits: heap ${WORKER_HEAP_MB} MB, request_timeout, input caps`);
     return {
       confinement,
-      layers: { permissionModel: true, unprivilegedUser: uid !== 0, bwrap: confinement.bwrap !== null, resourceLimits: true, detail },
+      layers: { permissionModel: true, permissionModelWriters: confinement.writerPermission || !confinement.bwrap, unprivilegedUser: uid !== 0, bwrap: confinement.bwrap !== null, resourceLimits: true, detail },
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

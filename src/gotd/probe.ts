@@ -12,17 +12,27 @@ function attempt(fn: () => unknown): string {
   try { fn(); return 'allowed'; } catch (e) { return (e as NodeJS.ErrnoException).code ?? (e as Error).name; }
 }
 
-const [repo, outside] = process.argv.slice(2);
-const report = {
-  uid: process.getuid?.() ?? -1,
-  readRepo: attempt(() => fs.readdirSync(repo!)),
-  readOutside: attempt(() => fs.readdirSync(outside!)),
-  writeRepo: attempt(() => { const f = `${repo}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
-  writeOutside: attempt(() => { const f = `${outside}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
-  spawn: attempt(() => require('node:child_process').spawnSync('/bin/true')),
-  worker: attempt(() => new (require('node:worker_threads').Worker)('0', { eval: true })),
-  addon: attempt(() => process.dlopen({ exports: {} } as NodeModule, '/nonexistent.node')),
-  network: Object.keys(os.networkInterfaces()).filter((n) => n !== 'lo').length,
-  pidNamespace: process.pid < 10,
-};
-process.send?.(report, () => process.exit(0));
+async function attemptAsync(fn: () => unknown): Promise<string> {
+  try { await fn(); return 'allowed'; } catch (e) { return (e as NodeJS.ErrnoException).code ?? (e as Error).name; }
+}
+
+async function main(): Promise<void> {
+  const [repo, outside] = process.argv.slice(2);
+  const report = {
+    uid: process.getuid?.() ?? -1,
+    readRepo: attempt(() => fs.readdirSync(repo!)),
+    readOutside: attempt(() => fs.readdirSync(outside!)),
+    writeRepo: attempt(() => { const f = `${repo}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
+    writeOutside: attempt(() => { const f = `${outside}/.gotd-probe-${process.pid}`; fs.writeFileSync(f, 'x'); fs.unlinkSync(f); }),
+    spawn: attempt(() => require('node:child_process').spawnSync('/bin/true')),
+    worker: attempt(() => new (require('node:worker_threads').Worker)('0', { eval: true })),
+    addon: attempt(() => process.dlopen({ exports: {} } as NodeModule, '/nonexistent.node')),
+    network: Object.keys(os.networkInterfaces()).filter((n) => n !== 'lo').length,
+    pidNamespace: process.pid < 10,
+    // The write engine's own fsync (Node 20.20 refuses fs.fsyncSync under the permission model).
+    fsync: await attemptAsync(() => (require('../git/lockfile') as { fsyncDir(d: string): unknown }).fsyncDir(repo!)),
+  };
+  process.send?.(report, () => process.exit(0));
+}
+
+void main();

@@ -3,11 +3,11 @@
  * repository, in a fresh confined process that can read only that
  * repository and gotd's own code, and write nothing.
  */
-import { repositoryModule, uploadPackModule } from './engine';
+import { Repository, uploadPack } from './engine';
 import { runWorker } from './worker';
 
-runWorker<unknown>({
+runWorker<Repository>({
   graceMs: 1000,
-  open: (msg) => repositoryModule().open(msg.repoPath),
-  serve: (repo, conn, msg, log) => uploadPackModule()(repo, conn, { protocol: msg.protocol, log }),
+  open: (msg) => Repository.open(msg.repoPath),
+  serve: (repo, conn, msg, log) => uploadPack(repo, conn, { protocol: msg.protocol, log }),
 });

@@ -4,14 +4,19 @@
  * the client vanishes it gets a few seconds to finish or roll back, so a
  * ref update is never cut in half.
  */
-import { repositoryModule, receivePackModule } from './engine';
+import { Repository, receivePack } from './engine';
 import { runWorker } from './worker';
 
-runWorker<unknown>({
+runWorker<Repository>({
   graceMs: 10_000,
   open: (msg) => {
     if (msg.access !== 'rw') throw new Error('writer started without write access');
-    return repositoryModule().open(msg.repoPath);
+    return Repository.open(msg.repoPath);
   },
-  serve: (repo, conn, msg, log) => receivePackModule()(repo, conn, { protocol: msg.protocol, protect: msg.protect, log }),
+  serve: (repo, conn, msg, log) => receivePack(repo, conn, {
+    protocol: msg.protocol, protect: msg.protect, log,
+    maxInputBytes: msg.maxInputBytes,
+    // Locks and quarantines from before gotd started belong to no living writer.
+    staleBefore: msg.staleBefore,
+  }),
 });

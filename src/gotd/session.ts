@@ -27,6 +27,8 @@ export const ACCESS_DENIED = 'access denied';
 
 export interface SessionDeps {
   log: Log;
+  /** When gotd started (ms since the epoch). */
+  startedAt: number;
   config(): Config;
   confinement(): Confinement;
   authorize(who: Who, repo: string, service: GitRequest['service']): Promise<Decision>;
@@ -137,6 +139,7 @@ export class Session {
       type: 'session', repoPath, access, protocol: protocolVersion(this.request.protocol), protect,
       requestTimeoutMs: config.connection.requestTimeout,
       maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
+      staleBefore: this.deps.startedAt,
       ...(this.web?.request.accept ? { websocket: { accept: this.web.request.accept } } : {}),
     };
     const sock = this.socket!;

@@ -16,9 +16,10 @@ export const DEFAULT_SOCKET = '/var/run/gotd.sock';
 const REPLY_TIMEOUT_MS = 120_000;
 
 function fail(reason: string, toGit = true): never {
-  // The git client shows "remote error: <reason>"; people running gotsh by hand see the second line.
-  if (toGit && !process.stdout.isTTY) process.stdout.write(errPkt(reason));
+  // stderr first, then the ERR packet (writes to pipes are synchronous on Linux), so that
+  // git's "remote error" line follows ours.
   process.stderr.write(`gotsh: ${reason}\n`);
+  if (toGit && !process.stdout.isTTY) process.stdout.write(errPkt(reason));
   process.exit(1);
 }
 

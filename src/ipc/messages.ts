@@ -54,6 +54,8 @@ export const sessionInfoSchema = z.strictObject({
 
 export const layersSchema = z.strictObject({
   permissionModel: z.boolean(),
+  /** False where Node's permission model would stop writers from fsyncing (bubblewrap confines them). */
+  permissionModelWriters: z.boolean(),
   unprivilegedUser: z.boolean(),
   bwrap: z.boolean(),
   resourceLimits: z.boolean(),
@@ -210,6 +212,8 @@ export const sessionSchema = z.strictObject({
   protect: protectSchema,
   requestTimeoutMs: z.number().int().positive(),
   maxInputBytes: z.number().int().positive(),
+  /** When gotd started: lock files and quarantines older than this were left by a crash. */
+  staleBefore: z.number().int().positive(),
   /** A WebSocket client: the worker answers the upgrade with this Sec-WebSocket-Accept and speaks WebSocket. */
   websocket: z.strictObject({ accept: z.string().regex(/^[A-Za-z0-9+/]{27}=$/) }).optional(),
 });

@@ -30,6 +30,11 @@ export interface Confinement {
   /** bwrap knows --disable-userns (0.8+): no nested user namespaces inside. */
   disableUserns: boolean;
   heapMb: number;
+  /**
+   * Writers run under the permission model too.  False only where it would
+   * stop the engine's fsync and bubblewrap confines the writer instead.
+   */
+  writerPermission: boolean;
 }
 
 export function entryPath(name: 'repo_read' | 'repo_write' | 'probe'): string {
@@ -72,7 +77,8 @@ function systemBinds(node: string): string[] {
  */
 export function workerCommand(c: Confinement, entry: string[], repoPath: string, write: boolean): { file: string; args: string[] } {
   const node = fs.realpathSync(process.execPath);
-  const flags = [...nodeFlags(repoPath, write, c.heapMb), ...entry];
+  const permission = !write || c.writerPermission || !c.bwrap;
+  const flags = [...(permission ? nodeFlags(repoPath, write, c.heapMb) : [`--max-old-space-size=${c.heapMb}`, '--no-addons', '--disallow-code-generation-from-strings']), ...entry];
   if (!c.bwrap) return { file: node, args: flags };
   const zod = zodDir();
   const ws = wsDir();
