@@ -114,7 +114,7 @@ export class LockFile {
       }
       if (opts.staleBefore !== undefined && breakStaleLock(lockPath, opts.staleBefore)) continue;
       if (Date.now() >= deadline) {
-        throw new LockError(`unable to create '${lockPath}': File exists (another update in progress?)`);
+        throw new LockError(`unable to create '${path.basename(lockPath)}': File exists (another update in progress?)`);
       }
       sleepSync(delay);
       delay = Math.min(delay * 2, 100);
@@ -123,7 +123,7 @@ export class LockFile {
 
   /** Writes the whole new content into the lock file and fsyncs it. */
   write(content: Buffer | string): void {
-    if (this.fd === null) throw new LockError(`lock ${this.lockPath} already closed`);
+    if (this.fd === null) throw new LockError(`lock ${path.basename(this.lockPath)} already closed`);
     const buf = typeof content === 'string' ? Buffer.from(content) : content;
     let off = 0;
     while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
@@ -148,11 +148,11 @@ export class LockFile {
 
   /** Renames the lock over the target and fsyncs the directory. */
   commit(): void {
-    if (this.done) throw new LockError(`lock ${this.lockPath} already released`);
+    if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
     this.close();
     if (!this.stillOurs()) {
       this.done = true;
-      throw new LockError(`lock ${this.lockPath} was taken away`);
+      throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
     }
     fs.renameSync(this.lockPath, this.target);
     this.done = true;

@@ -102,11 +102,11 @@ function newestMtime(p: string): number {
 export function cleanStale(objectsDir: string, staleBefore?: number, now = Date.now()): string[] {
   const limit = Math.max(staleBefore ?? 0, now - ABANDONED_MS);
   const removed: string[] = [];
-  let names: string[];
+  let names: string[] = [];
   try {
     names = fs.readdirSync(objectsDir);
   } catch {
-    return removed;
+    // no objects directory: nothing quarantined
   }
   for (const name of names) {
     if (!name.startsWith(PREFIX)) continue;

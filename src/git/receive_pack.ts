@@ -11,25 +11,25 @@
  * pack move into objects/pack — just before the first ref moves.
  */
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { ByteReader } from './byte_reader';
 import { Connectivity, ConnectivityError, type ObjectAccess } from './connectivity';
 import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
 import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
-import { ObjectStore } from './odb';
+import { ObjectCorruptError, ObjectStore } from './odb';
 import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline';
 import { protectProblem, type ProtectRules } from './protect';
 import { Quarantine, cleanStale } from './quarantine';
 import { RefTransaction, ZERO_OID } from './ref_update';
 import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
-import type { ObjectType } from './object';
+import { ObjectFormatError, type ObjectType } from './object';
 import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+import type { Conn, SessionOutcome } from './upload_pack';
+import { AGENT } from './version';
 
 export type { ProtectRules } from './protect';
 
-export interface Conn { input: Readable; output: Writable }
-export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
+export type { Conn, SessionOutcome } from './upload_pack';
 
 export interface ReceivePackOptions {
   protocol: 0 | 1 | 2;
@@ -46,7 +46,6 @@ export interface ReceivePackOptions {
 export interface RefUpdate { ref: string; old: string; new: string; ok: boolean; reason?: string }
 export interface ReceiveOutcome extends SessionOutcome { updates: RefUpdate[]; pushOptions: string[] }
 
-export const AGENT = 'gotd/0.1.0';
 const CAPABILITIES = [
   'report-status', 'report-status-v2', 'delete-refs', 'side-band-64k', 'quiet', 'atomic', 'ofs-delta',
   'push-options', 'object-format=sha1', `agent=${AGENT}`,
@@ -239,8 +238,14 @@ class Session {
       if (unpack !== 'ok') outcome.error = unpack;
       return outcome;
     } catch (err) {
+      // Not the client's fault (or the client vanished): say little, log all.
       outcome.error = (err as Error).message;
-      this.log(`receive-pack: ${outcome.error}`);
+      this.log(`receive-pack: internal error: ${(err as Error).stack ?? outcome.error}`);
+      try {
+        await this.out.write(errPkt('internal server error'));
+      } catch {
+        // the client is gone
+      }
       return outcome;
     } finally {
       outcome.bytesIn = this.reader.bytesRead;
@@ -368,14 +373,19 @@ class Session {
         else if (type !== 'commit' && c.ref.startsWith('refs/heads/')) c.error = `trying to write non-commit object ${c.new} to branch '${c.ref}'`;
       }
       if (c.error) continue;
-      c.error = protectProblem(this.opts.protect, c.ref, c.old, c.new, objects);
-      if (c.error || c.new === ZERO_OID) continue;
       try {
+        c.error = protectProblem(this.opts.protect, c.ref, c.old, c.new, objects);
+        if (c.error || c.new === ZERO_OID) continue;
         conn.check(c.new);
       } catch (err) {
-        if (!(err instanceof ConnectivityError)) throw err;
+        if (err instanceof ConnectivityError) {
+          c.error = 'missing necessary objects';
+        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError) {
+          c.error = 'bad objects';
+        } else {
+          throw err;
+        }
         this.log(`receive-pack: ${c.ref}: ${err.message}`);
-        c.error = 'missing necessary objects';
       }
     }
   }

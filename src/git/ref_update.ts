@@ -86,6 +86,13 @@ function removeEmptyTree(dir: string): void {
   fs.rmdirSync(dir);
 }
 
+/** What went wrong, for the client: the error code, never a path on the server. */
+function errCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (err instanceof LockError) return `: ${err.message}`;
+  return code ? ` (${code})` : '';
+}
+
 interface Prepared {
   cmd: RefCommand;
   lock: LockFile;
@@ -145,7 +152,7 @@ export class RefTransaction {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTDIR' || code === 'EEXIST') return this.nameConflict(cmd.ref) ?? `cannot lock ref '${cmd.ref}'`;
-      if (err instanceof LockError) return `cannot lock ref '${cmd.ref}': ${err.message}`;
+      if (err instanceof LockError) return `cannot lock ref '${cmd.ref}': another update is in progress`;
       throw err;
     }
     const reason = this.check(cmd, file);
@@ -206,7 +213,7 @@ export class RefTransaction {
       try {
         p.lock.write(p.cmd.new + '\n');
       } catch (err) {
-        const reason = `failed to write ref: ${(err as Error).message}`;
+        const reason = `failed to write ref${errCode(err)}`;
         if (atomic) return abortAll(reason);
         p.error = reason;
       }
@@ -217,7 +224,7 @@ export class RefTransaction {
       try {
         this.removeFromPackedRefs(deletions.map((p) => p.cmd.ref));
       } catch (err) {
-        const reason = `failed to delete ref: ${(err as Error).message}`;
+        const reason = `failed to delete ref${errCode(err)}`;
         if (atomic) return abortAll(reason);
         for (const p of deletions) p.error = reason;
       }
@@ -242,7 +249,7 @@ export class RefTransaction {
         }
         checkpoint('ref-renamed');
       } catch (err) {
-        p.error = `failed to update ref: ${(err as Error).message}`;
+        p.error = `failed to update ref${errCode(err)}`;
       }
     }
     for (const p of this.prepared) {

@@ -52,12 +52,14 @@ export class Output {
     });
   }
 
-  /** Ends the stream and resolves once it is flushed (or failed). */
+  /** Ends the stream and resolves once it is flushed (or failed, or closed). */
   end(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.stream.writableEnded || this.stream.destroyed) return resolve();
-      this.stream.once('error', () => resolve());
-      this.stream.end(() => resolve());
+      const s = this.stream;
+      if (this.failed || this.closed || s.writableEnded || s.destroyed) return resolve();
+      s.once('error', () => resolve());
+      s.once('close', () => resolve());
+      s.end(() => resolve());
     });
   }
 }
