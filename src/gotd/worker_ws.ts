@@ -40,5 +40,5 @@ export function webSocketConn(sock: net.Socket, accept: string): Duplex {
     maxBufferedChunks: 1024,
     skipUTF8Validation: false,
   });
-  return gitStream(ws, { onEnd: 'close' });
+  return gitStream(ws, { onEnd: 'close', socket: sock });
 }

@@ -30,6 +30,11 @@ const CLOSE_UNSUPPORTED = 1003;
 export interface GitStreamOptions {
   /** What ending the writable side does: close the WebSocket (server) or send the end marker (client). */
   onEnd: 'close' | 'marker';
+  /**
+   * The socket under the WebSocket, when the caller attached it: its
+   * close ends the input even when it came before ws was listening.
+   */
+  socket?: { destroyed: boolean; once(event: 'close', f: () => void): unknown };
 }
 
 export function gitStream(ws: WebSocket, opts: GitStreamOptions): Duplex {
@@ -47,7 +52,8 @@ export function gitStream(ws: WebSocket, opts: GitStreamOptions): Duplex {
       if (ws.isPaused) ws.resume();
     },
     write(chunk: Buffer, _enc, cb) {
-      if (!open()) { cb(new Error('the WebSocket is closed')); return; }
+      // The peer is gone: nobody will read this, and the writer learns of it from its input.
+      if (!open()) { cb(); return; }
       if (chunk.length === 0) { cb(); return; }
       for (let at = 0; at < chunk.length; at += MAX_MESSAGE) {
         const last = at + MAX_MESSAGE >= chunk.length;
@@ -75,5 +81,9 @@ export function gitStream(ws: WebSocket, opts: GitStreamOptions): Duplex {
   // The peer's close ends what can be read; what was read stays readable.
   ws.on('close', endRead);
   ws.on('error', () => endRead());
+  if (opts.socket) {
+    if (opts.socket.destroyed) endRead();
+    else opts.socket.once('close', endRead);
+  }
   return stream;
 }
