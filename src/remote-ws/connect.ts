@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import WebSocket from 'ws';
-import { MAX_PAYLOAD } from '../ipc/ws_stream';
+import type { Duplex } from 'node:stream';
+import { gitStream, MAX_PAYLOAD } from '../ipc/ws_stream';
 import type { Credential } from './credential';
 import { endpoint, type Target } from './target';
 
@@ -92,8 +93,11 @@ function explain(t: Target, e: NodeJS.ErrnoException, extra: { from: string } | 
   return `cannot connect to ${where}: ${e.message}`;
 }
 
+/** An open session: the WebSocket and Git's byte stream over it. */
+export interface Opened { ws: WebSocket; stream: Duplex; closed: { code: number; reason: string } | null }
+
 /** Opens the WebSocket, or resolves with the server's refusal; throws ConnectError when it cannot talk to a server. */
-export function open(t: Target, service: string, cred: Credential | null): Promise<WebSocket | Refusal> {
+export function open(t: Target, service: string, cred: Credential | null): Promise<Opened | Refusal> {
   const extra = t.scheme === 'wss' ? trustedExtra(t) : null;
   const headers: Record<string, string> = {};
   const protocol = wantedProtocol(service);
@@ -111,7 +115,10 @@ export function open(t: Target, service: string, cred: Credential | null): Promi
     });
     ws.once('open', () => {
       ws.removeAllListeners('error');
-      resolve(ws);
+      // At once: the server's first bytes may have come with the 101 and are emitted before any await returns.
+      const opened: Opened = { ws, stream: gitStream(ws, { onEnd: 'marker' }), closed: null };
+      ws.once('close', (code: number, reason: Buffer) => { opened.closed = { code, reason: reason.toString('utf8').slice(0, 200) }; });
+      resolve(opened);
     });
     // Kept until open: destroying a refused request may report an error too.
     ws.on('error', (e: NodeJS.ErrnoException) => reject(new ConnectError(explain(t, e, extra))));

@@ -10,9 +10,8 @@
  * reports the failure and exits non-zero itself).
  */
 import * as path from 'node:path';
-import type WebSocket from 'ws';
-import { CLOSE_NORMAL, gitStream } from '../ipc/ws_stream';
-import { ConnectError, open, type Refusal } from './connect';
+import { CLOSE_NORMAL } from '../ipc/ws_stream';
+import { ConnectError, open, type Opened, type Refusal } from './connect';
 import { approve, fill, reject, type Credential } from './credential';
 import { parseTarget, UsageError, type Target } from './target';
 
@@ -64,7 +63,7 @@ class Commands {
   }
 }
 
-function isRefusal(r: WebSocket | Refusal): r is Refusal {
+function isRefusal(r: Opened | Refusal): r is Refusal {
   return typeof (r as Refusal).status === 'number';
 }
 
@@ -81,7 +80,7 @@ function refusalText(r: Refusal): string {
  * credential helpers once and tries again, then tells them whether the
  * credentials worked.
  */
-async function connect(t: Target, service: string): Promise<WebSocket> {
+async function connect(t: Target, service: string): Promise<Opened> {
   const fromUrl: Credential | null = t.user !== null && t.password !== null ? { user: t.user, password: t.password } : null;
   let r = await open(t, service, fromUrl);
   if (isRefusal(r) && r.status === 401 && !fromUrl) {
@@ -102,21 +101,19 @@ async function connect(t: Target, service: string): Promise<WebSocket> {
 }
 
 /** Copies git's protocol between stdin/stdout and the WebSocket until the server closes. */
-function session(ws: WebSocket, early: Buffer, t: Target): void {
-  const stream = gitStream(ws, { onEnd: 'marker' });
-  let closeCode = 0;
-  let closeReason = '';
-  ws.on('close', (code: number, reason: Buffer) => { closeCode = code; closeReason = reason.toString('utf8').slice(0, 200); });
+function session(opened: Opened, early: Buffer, t: Target): void {
+  const { stream } = opened;
   stream.on('error', () => undefined);
   process.stdout.on('error', () => process.exit(1));
   if (early.length > 0) stream.write(early);
   process.stdin.pipe(stream);
   stream.pipe(process.stdout, { end: false });
   stream.on('end', () => {
-    const ok = closeCode === CLOSE_NORMAL || closeCode === 1005;
+    const code = opened.closed?.code ?? 0;
+    const ok = code === CLOSE_NORMAL || code === 1005;
     // Whatever git has not read yet must reach it before the exit.
     process.stdout.write('', () => {
-      if (!ok) process.stderr.write(`fatal: the connection to ${t.host} ended abnormally (WebSocket close ${closeCode}${closeReason ? ` ${closeReason}` : ''})\n`);
+      if (!ok) process.stderr.write(`fatal: the connection to ${t.host} ended abnormally (WebSocket close ${code}${opened.closed?.reason ? ` ${opened.closed.reason}` : ''})\n`);
       process.exit(ok ? 0 : 1);
     });
   });
@@ -144,15 +141,15 @@ async function main(): Promise<void> {
     const service = m[1]!;
     if (service !== 'git-upload-pack' && service !== 'git-receive-pack') fail(`${ME}: ${service} is not offered over WebSocket`);
     const early = commands.detach();
-    let ws: WebSocket;
+    let opened: Opened;
     try {
-      ws = await connect(target, service);
+      opened = await connect(target, service);
     } catch (e) {
       if (e instanceof ConnectError) fail(e.message);
       throw e;
     }
     process.stdout.write('\n');
-    session(ws, early, target);
+    session(opened, early, target);
     return;
   }
 }
