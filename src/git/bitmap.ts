@@ -29,6 +29,17 @@ export function setBit(b: Bits, i: number): void {
   b[i >>> 5]! |= 1 << (i & 31);
 }
 
+export function popcount(b: Bits): number {
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    let v = b[i]!;
+    v -= (v >>> 1) & 0x55555555;
+    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+    n += (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+  }
+  return n;
+}
+
 export function orInto(dst: Bits, src: Bits): void {
   for (let i = 0; i < src.length; i++) dst[i]! |= src[i]!;
 }
@@ -88,6 +99,8 @@ export class PackBitmap {
   /** Index position (in the .idx) of a commit -> entry number. */
   private readonly byIndexPos = new Map<number, number>();
   private readonly decoded = new Map<number, Bits>();
+  /** Where the type bitmaps (commits, trees, blobs, tags) start. */
+  private readonly typeAt: number[] = [];
 
   private constructor(readonly pack: PackFile, private readonly buf: Buffer) {
     if (buf.length < 32 + 20 || buf.toString('latin1', 0, 4) !== 'BITM') throw new BitmapError('not a bitmap index');
@@ -98,7 +111,10 @@ export class PackBitmap {
     if (!buf.subarray(12, 32).equals(pack.idx.packChecksum)) throw new BitmapError('bitmap belongs to another pack');
     const n = pack.count;
     let at = 32;
-    for (let t = 0; t < 4; t++) at = this.skipEwah(at);
+    for (let t = 0; t < 4; t++) {
+      this.typeAt.push(at);
+      at = this.skipEwah(at);
+    }
     for (let i = 0; i < count; i++) {
       if (at + 6 > buf.length) throw new BitmapError('bitmap entry truncated');
       const pos = buf.readUInt32BE(at);
@@ -137,6 +153,11 @@ export class PackBitmap {
 
   get size(): number {
     return this.entries.length;
+  }
+
+  /** Every object of one type: 0 commits, 1 trees, 2 blobs, 3 tags. */
+  typeBits(t: 0 | 1 | 2 | 3): Bits {
+    return decodeEwah(this.buf, this.typeAt[t]!, this.pack.count).bits;
   }
 
   /** Does the commit at this .idx position have a bitmap? */

@@ -22,12 +22,6 @@ export function deltaHeaderSize(delta: Buffer, pos: number): [number, number] {
   return [size, pos];
 }
 
-/** Target size a delta declares, without applying it. */
-export function deltaTargetSize(delta: Buffer): number {
-  const [, p] = deltaHeaderSize(delta, 0);
-  return deltaHeaderSize(delta, p)[0];
-}
-
 export function applyDelta(base: Buffer, delta: Buffer): Buffer {
   let [srcSize, p] = deltaHeaderSize(delta, 0);
   if (srcSize !== base.length) throw new DeltaError(`delta base size mismatch (${srcSize} != ${base.length})`);

@@ -190,10 +190,3 @@ export function parseTree(data: Buffer): TreeEntry[] {
   });
   return out;
 }
-
-/** Object type a tree entry's mode points at. */
-export function modeType(mode: number): ObjectType {
-  if (mode === MODE_TREE) return 'tree';
-  if (mode === MODE_GITLINK) return 'commit';
-  return 'blob';
-}

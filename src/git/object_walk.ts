@@ -14,7 +14,7 @@
 import { MODE_GITLINK, MODE_TREE, OBJ_BLOB, OBJ_COMMIT, OBJ_TAG, OBJ_TREE, ObjectFormatError, parseTag, typeCode } from './object';
 import type { ObjectStore } from './odb';
 import type { PackFile } from './pack';
-import { BitmapError, PackBitmap, orInto, newBits, testBit, type Bits } from './bitmap';
+import { BitmapError, PackBitmap, orInto, newBits, popcount, testBit, type Bits } from './bitmap';
 import { CommitGraph, DateQueue, MissingObjectError, parseCommitHeader, type CommitNode } from './revwalk';
 import type { Progress } from './progress';
 
@@ -39,7 +39,7 @@ export class ObjectSelection {
   readonly looseFlags = new Map<string, number>();
   /** Objects to send. */
   count = 0;
-  /** Whole packs found to be wanted entirely (streamed verbatim). */
+  /** Whether reachability bitmaps answered (for the log). */
   bitmapUsed = false;
 
   flagsOf(pack: PackFile): Uint8Array {
@@ -85,7 +85,7 @@ export interface WalkRequest {
 }
 
 export class ObjectWalker {
-  readonly sel = new ObjectSelection();
+  sel = new ObjectSelection();
   readonly graph: CommitGraph;
   private readonly hexBuf = Buffer.alloc(20);
 
@@ -235,17 +235,86 @@ export class ObjectWalker {
 
   /** Computes the selection for a request. */
   walk(req: WalkRequest): ObjectSelection {
-    const wantCommits: Loc[] = [];
-    for (const w of req.wants) {
-      const c = this.addNonCommit(this.findHex(w));
-      if (c) wantCommits.push(c);
+    const useBitmaps = req.useBitmaps !== false && req.grafts.size === 0;
+    if (useBitmaps && req.haves.length === 0) {
+      try {
+        if (this.wholePackByBitmap(req.wants)) return this.sel;
+      } catch (err) {
+        if (!(err instanceof BitmapError)) throw err;
+      }
     }
-    if (req.haves.length > 0) {
-      this.walkWithHaves(wantCommits, req);
-    } else if (!(req.useBitmaps !== false && req.grafts.size === 0 && this.walkWithBitmaps(wantCommits))) {
-      this.walkAll(wantCommits, req.grafts);
+    if (useBitmaps) {
+      try {
+        const wantCommits = this.addWants(req.wants);
+        if (this.walkWithBitmaps(wantCommits, req.haves)) return this.sel;
+      } catch (err) {
+        if (!(err instanceof BitmapError)) throw err;
+      }
+      this.sel = new ObjectSelection(); // a bad bitmap only costs us the walk: start over
     }
+    const wantCommits = this.addWants(req.wants);
+    if (req.haves.length > 0) this.walkWithHaves(wantCommits, req);
+    else this.walkAll(wantCommits, req.grafts);
     return this.sel;
+  }
+
+  /**
+   * The common clone: one pack with a bitmap, and the wants reach all of it
+   * (every tag in it is wanted, and the wanted commits' bitmaps cover all
+   * else). Decided from the .idx and the bitmap alone, without the pack's
+   * reverse index, and then the pack goes out as it is. Nothing is marked
+   * unless the answer is yes.
+   */
+  private wholePackByBitmap(wants: string[]): boolean {
+    const packs = this.store.packs;
+    if (packs.length !== 1) return false;
+    const pack = packs[0]!;
+    const bitmap = PackBitmap.open(pack);
+    if (!bitmap) return false;
+    const name = Buffer.alloc(20);
+    const indexOf = (oid: string) => {
+      name.write(oid, 0, 20, 'hex');
+      return pack.idx.find(name, 0);
+    };
+    const result = newBits(pack.count);
+    const tags = new Set<string>();
+    for (const w of wants) {
+      let cur = w;
+      for (let depth = 0; ; depth++) {
+        const i = indexOf(cur);
+        if (i < 0 || depth > 64) return false; // not in this pack: walk
+        const h = this.store.headerAt(pack, pack.idx.offset(i));
+        if (h.type === 'tag') {
+          tags.add(cur);
+          cur = parseTag(this.store.readAt(pack, pack.idx.offset(i)).data).object;
+          continue;
+        }
+        if (h.type === 'commit') {
+          const bits = bitmap.reachable(i);
+          if (bits) orInto(result, bits);
+        }
+        break; // a commit without a bitmap, a tree or a blob: covered only if the pack is
+      }
+    }
+    const tagBits = bitmap.typeBits(3);
+    if (tags.size !== popcount(tagBits)) return false; // some tag is not wanted
+    orInto(result, tagBits);
+    if (popcount(result) !== pack.count) return false;
+    this.sel.flagsOf(pack).fill(F_SEND);
+    this.sel.count = pack.count;
+    this.sel.bitmapUsed = true;
+    this.progress?.tick(pack.count);
+    return true;
+  }
+
+  /** Marks wanted non-commits (tags, trees, blobs); returns the commits to walk from. */
+  private addWants(wants: string[]): Loc[] {
+    const out: Loc[] = [];
+    for (const w of wants) {
+      const c = this.addNonCommit(this.findHex(w));
+      if (c) out.push(c);
+    }
+    return out;
   }
 
   /** No haves: every commit reachable from the wants, newest first, with its tree. */
@@ -274,51 +343,62 @@ export class ObjectWalker {
   }
 
   /**
-   * A clone where a pack has a bitmap: OR the bitmaps of the wanted commits;
+   * With a reachability bitmap: what the client has (everything reachable
+   * from its haves) and what it wants are each a few ORs of stored bitmaps;
    * commits without one (pushed since the last repack) are walked until
-   * bitmapped history is reached. False when no bitmap applies.
+   * bitmapped history is reached. False when no pack has a bitmap.
    */
-  private walkWithBitmaps(starts: Loc[]): boolean {
+  private walkWithBitmaps(wants: Loc[], haves: string[]): boolean {
     let bitmap: PackBitmap | null = null;
     for (const pack of this.store.packs) {
       bitmap = PackBitmap.open(pack);
       if (bitmap) break;
     }
     if (!bitmap) return false;
+    const haveCommits: Loc[] = [];
+    for (const h of haves) {
+      const c = this.graph.commitOf(h);
+      if (c) haveCommits.push(this.findHex(c.oid));
+    }
+    if (haveCommits.length) this.closure(bitmap, haveCommits, F_HAVE, F_HAVE);
+    this.closure(bitmap, wants, F_SEND, F_SEND | F_HAVE);
+    this.sel.bitmapUsed = true;
+    return true;
+  }
+
+  /** Marks everything reachable from the commits `roots` with `flag`, skipping what carries `stop`. */
+  private closure(bitmap: PackBitmap, roots: Loc[], flag: number, stop: number): void {
     const pack = bitmap.pack;
     const result: Bits = newBits(pack.count);
     const loose: Loc[] = [];
     const seen = new Set<string>();
-    // Wants with a bitmap of their own first: their history needs no walk at all.
+    // Commits with a bitmap of their own first: their history needs no walk at all.
     const stack: Loc[] = [];
-    for (const loc of starts) {
+    for (const loc of roots) {
       const bits = loc.pack === pack ? bitmap.reachable(pack.indexOf(loc.pos)) : null;
       if (bits) orInto(result, bits);
       else stack.push(loc);
     }
-    try {
-      while (stack.length) {
-        const loc = stack.pop()!;
-        if (loc.pack === pack) {
-          if (testBit(result, loc.pos)) continue;
-          const bits = bitmap.reachable(pack.indexOf(loc.pos));
-          if (bits) {
-            orInto(result, bits);
-            continue;
-          }
+    while (stack.length) {
+      const loc = stack.pop()!;
+      if (this.sel.get(loc) & stop) continue;
+      if (loc.pack === pack) {
+        if (testBit(result, loc.pos)) continue;
+        const bits = bitmap.reachable(pack.indexOf(loc.pos));
+        if (bits) {
+          orInto(result, bits);
+          continue;
         }
-        const oid = this.oidOf(loc);
-        if (seen.has(oid)) continue;
-        seen.add(oid);
-        loose.push(loc);
-        const { data } = this.read(loc);
-        for (const p of parseCommitHeader(oid, data).parents) stack.push(this.findHex(p));
       }
-    } catch (err) {
-      if (err instanceof BitmapError) return false; // a bad bitmap only costs us the walk
-      throw err;
+      const oid = this.oidOf(loc);
+      if (seen.has(oid)) continue;
+      seen.add(oid);
+      loose.push(loc);
+      const { data } = this.read(loc);
+      for (const p of parseCommitHeader(oid, data).parents) stack.push(this.findHex(p));
     }
     const flags = this.sel.flagsOf(pack);
+    const send = (flag & F_SEND) !== 0;
     let n = 0;
     for (let w = 0; w < result.length; w++) {
       let word = result[w]!;
@@ -326,23 +406,23 @@ export class ObjectWalker {
         const bit = 31 - Math.clz32(word & -word);
         word &= word - 1;
         const pos = (w << 5) + bit;
-        if (!(flags[pos]! & F_SEND)) {
-          flags[pos]! |= F_SEND;
-          n++;
-        }
+        const old = flags[pos]!;
+        if (old & stop) continue;
+        flags[pos] = old | flag;
+        if (send && !(old & F_SEND)) n++;
       }
     }
-    this.sel.count += n;
-    this.sel.bitmapUsed = true;
-    this.progress?.tick(n);
+    if (send) {
+      this.sel.count += n;
+      this.progress?.tick(n);
+    }
     // Commits outside the bitmaps, with whatever their trees add.
     for (const loc of loose) {
       if (loc.pack === pack && testBit(result, loc.pos)) continue; // covered by a bitmap ORed later
-      if (!(this.sel.mark(loc, F_SEND) & F_SEND)) this.progress?.tick();
+      if (!(this.sel.mark(loc, flag, stop) & stop) && send) this.progress?.tick();
       const { data } = this.read(loc);
-      this.markTree(this.findHex(parseCommitHeader(this.oidOf(loc), data).tree), F_SEND, F_SEND | F_HAVE);
+      this.markTree(this.findHex(parseCommitHeader(this.oidOf(loc), data).tree), flag, stop);
     }
-    return true;
   }
 
   /** A fetch: new commits from the limited walk, minus what the boundary commits' trees hold. */

@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
 import { noteAllocation } from './gc';
+import { inflateExactly } from './inflate';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
-import { PackError, PackFile, parseEntryHeader } from './pack';
+import { PackError, PackFile, parseEntryHeader, type EntryHeader } from './pack';
 
 export type { ObjectType } from './object';
 
@@ -88,18 +89,16 @@ export class ObjectCorruptError extends Error {
 function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
   let out: Buffer;
   try {
-    // One output chunk a byte larger than the object: no second pass, no concatenation.
-    out = zlib.inflateSync(data, { chunkSize: Math.min(Math.max(64, size + 1), 1 << 26) });
+    out = inflateExactly(data, size);
   } catch (err) {
     throw new ObjectCorruptError(`${what()}: ${(err as Error).message}`);
   }
-  if (out.length !== size) throw new ObjectCorruptError(`${what()}: inflated to ${out.length} bytes, expected ${size}`);
   noteAllocation(size);
   return out;
 }
 
 export interface ObjectStoreOptions {
-  /** Byte budget of the delta base cache (default 32 MiB). */
+  /** Byte budget of the delta base cache (default 8 MiB). */
   cacheBytes?: number;
 }
 
@@ -116,7 +115,7 @@ export class ObjectStore {
 
   constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
     this.packDir = path.join(dir, 'pack');
-    this.cache = new BaseCache(opts.cacheBytes ?? (16 << 20));
+    this.cache = new BaseCache(opts.cacheBytes ?? (8 << 20));
   }
 
   /** Packs currently in the repository, newest first. */
@@ -290,22 +289,44 @@ export class ObjectStore {
     return { type: m[1], data: raw.subarray(nul + 1) };
   }
 
+  /**
+   * Where a packed object starts, from the .idx (or midx) alone: enough to
+   * read one object without building a pack's reverse index, which only
+   * walks need. Same copy as findPacked() picks.
+   */
+  locateOffset(name: Buffer, off = 0): { pack: PackFile; offset: number } | null {
+    if (!this.scanned) this.rescan();
+    const m = this.midx;
+    if (m) {
+      const i = m.index.find(name, off);
+      if (i >= 0) {
+        const pack = m.packs[m.index.packOf(i)];
+        if (pack) return { pack, offset: m.index.offsetOf(i) };
+      }
+    }
+    for (const pack of m ? this.active : this.uncovered) {
+      const i = pack.idx.find(name, off);
+      if (i >= 0) return { pack, offset: pack.idx.offset(i) };
+    }
+    return null;
+  }
+
   has(oid: string): boolean {
     const name = Buffer.from(oid, 'hex');
     if (name.length !== 20) return false;
-    if (this.locate(name)) return true;
+    if (this.locateOffset(name)) return true;
     if (this.hasLoose(oid)) return true;
     this.rescan();
-    return this.locate(name) !== null;
+    return this.locateOffset(name) !== null;
   }
 
   read(oid: string): { type: ObjectType; data: Buffer } | null {
     const name = Buffer.from(oid, 'hex');
     if (name.length !== 20) return null;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const at = this.locate(name);
+      const at = this.locateOffset(name);
       if (at) {
-        const o = this.readPacked(at.pack, at.pos);
+        const o = this.readAt(at.pack, at.offset);
         return { type: typeName(o.code), data: o.data };
       }
       const loose = this.readLoose(oid);
@@ -319,13 +340,117 @@ export class ObjectStore {
     const name = Buffer.from(oid, 'hex');
     if (name.length !== 20) return null;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const at = this.locate(name);
-      if (at) return this.headerPacked(at.pack, at.pos);
+      const at = this.locateOffset(name);
+      if (at) return this.headerAt(at.pack, at.offset);
       const loose = this.readLoose(oid);
       if (loose) return { type: loose.type, size: loose.data.length };
       this.rescan();
     }
     return null;
+  }
+
+  /** The header of the entry at `offset` (read through the block cache). */
+  private entryHeaderAt(pack: PackFile, offset: number): { h: EntryHeader; head: Buffer } {
+    const head = pack.readRange(offset, Math.min(32, pack.size - 20 - offset));
+    return { h: parseEntryHeader(head, 0, offset), head };
+  }
+
+  /** Inflates the zlib stream of an entry whose data starts at `start` without knowing where it ends. */
+  private inflateAt(pack: PackFile, start: number, size: number, what: () => string): Buffer {
+    // A zlib stream is never longer than its data plus a small overhead; trailing bytes are ignored.
+    const bound = Math.min(pack.size - 20 - start, size + (size >> 8) + 64);
+    return inflateExact(pack.readRange(start, bound), size, what);
+  }
+
+  /**
+   * Reads a packed object by offset, resolving its delta chain by offsets
+   * (OFS_DELTA) or names (REF_DELTA). For single objects: no cache, no
+   * reverse index.
+   */
+  readAt(pack: PackFile, offset: number, depth = 0): RawObject {
+    const chain: { pack: PackFile; start: number; size: number; at: number }[] = [];
+    let pk = pack;
+    let off = offset;
+    let base: RawObject;
+    for (;;) {
+      if (chain.length > MAX_CHAIN) throw new ObjectCorruptError(`${pk.name}: delta chain too long (a loop?)`);
+      const { h, head } = this.entryHeaderAt(pk, off);
+      if (h.type === OBJ_OFS_DELTA) {
+        chain.push({ pack: pk, start: off + h.headerLength, size: h.size, at: off });
+        off = h.baseOffset;
+      } else if (h.type === OBJ_REF_DELTA) {
+        chain.push({ pack: pk, start: off + h.headerLength, size: h.size, at: off });
+        const baseName = Buffer.from(head.subarray(h.baseNameAt, h.baseNameAt + 20));
+        const same = pk.idx.find(baseName, 0);
+        if (same >= 0) {
+          off = pk.idx.offset(same);
+          continue;
+        }
+        const at = this.locateOffset(baseName) ?? (this.rescan(), this.locateOffset(baseName));
+        if (at) {
+          if (depth > 8) throw new ObjectCorruptError('REF_DELTA bases span too many packs');
+          base = this.readAt(at.pack, at.offset, depth + 1);
+          break;
+        }
+        const loose = this.readLoose(baseName.toString('hex'));
+        if (!loose) throw new ObjectCorruptError(`REF_DELTA base ${baseName.toString('hex')} is missing`);
+        base = { code: typeCode(loose.type), data: loose.data };
+        break;
+      } else {
+        const at = off;
+        base = { code: h.type, data: this.inflateAt(pk, off + h.headerLength, h.size, () => `${pk.name} at ${at}`) };
+        break;
+      }
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const d = chain[i]!;
+      const delta = this.inflateAt(d.pack, d.start, d.size, () => `${d.pack.name} delta at ${d.at}`);
+      try {
+        base = { code: base.code, data: applyDelta(base.data, delta) };
+      } catch (err) {
+        throw new ObjectCorruptError(`${d.pack.name} at ${d.at}: ${(err as Error).message}`);
+      }
+    }
+    return base;
+  }
+
+  /** Type and size of the object at `offset` without inflating it (only a delta's first bytes). */
+  headerAt(pack: PackFile, offset: number): { type: ObjectType; size: number } {
+    const { h } = this.entryHeaderAt(pack, offset);
+    if (h.type !== OBJ_OFS_DELTA && h.type !== OBJ_REF_DELTA) return { type: typeName(h.type), size: h.size };
+    const start = offset + h.headerLength;
+    const compressed = pack.readRange(start, Math.min(pack.size - 20 - start, 256));
+    let head: Buffer;
+    try {
+      head = zlib.inflateSync(compressed, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      if (head.length < 20 && head.length < h.size) throw new Error('short');
+    } catch {
+      head = this.inflateAt(pack, start, h.size, () => `${pack.name} delta at ${offset}`);
+    }
+    const [, p] = deltaHeaderSize(head, 0);
+    const size = deltaHeaderSize(head, p)[0];
+    // The type is the chain's base type.
+    let pk = pack;
+    let off = offset;
+    for (let n = 0; n <= MAX_CHAIN; n++) {
+      const { h: e, head: eh } = this.entryHeaderAt(pk, off);
+      if (e.type === OBJ_OFS_DELTA) {
+        off = e.baseOffset;
+      } else if (e.type === OBJ_REF_DELTA) {
+        const baseName = Buffer.from(eh.subarray(e.baseNameAt, e.baseNameAt + 20));
+        const at = this.locateOffset(baseName);
+        if (!at) {
+          const loose = this.readLoose(baseName.toString('hex'));
+          if (!loose) throw new ObjectCorruptError('REF_DELTA base is missing');
+          return { type: loose.type, size };
+        }
+        pk = at.pack;
+        off = at.offset;
+      } else {
+        return { type: typeName(e.type), size };
+      }
+    }
+    throw new ObjectCorruptError(`${pack.name}: delta chain too long (a loop?)`);
   }
 
   /** Base object of a REF_DELTA: same pack first, then anywhere (a thin pack fixed up elsewhere). */
@@ -424,25 +549,6 @@ export class ObjectStore {
     throw new ObjectCorruptError(`${pack.name}: delta chain too long (a loop?)`);
   }
 
-  headerPacked(pack: PackFile, pos: number): { type: ObjectType; size: number } {
-    const cached = this.cache.get(pack, pos);
-    if (cached) return { type: typeName(cached.code), size: cached.data.length };
-    const off = pack.offsetOf(pos);
-    const raw = pack.rawEntry(pos);
-    const h = parseEntryHeader(raw, 0, off);
-    if (h.type !== OBJ_OFS_DELTA && h.type !== OBJ_REF_DELTA) return { type: typeName(h.type), size: h.size };
-    // A delta's target size is in its own header: inflate only the start of it.
-    let head: Buffer;
-    try {
-      head = zlib.inflateSync(raw.subarray(h.headerLength, h.headerLength + 256), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
-      if (head.length < 20 && head.length < h.size) throw new Error('short');
-    } catch {
-      head = inflateExact(raw.subarray(h.headerLength), h.size, () => `${pack.name} delta at ${off}`);
-    }
-    const [, p] = deltaHeaderSize(head, 0);
-    const size = deltaHeaderSize(head, p)[0];
-    return { type: typeName(this.typeOfPacked(pack, pos)), size };
-  }
 }
 
 export { PackError };

@@ -22,7 +22,9 @@ export class PackIndex {
   /** Checksum of the pack this index describes (its trailer). */
   readonly packChecksum: Buffer;
   private readonly fanout: Uint32Array;
-  private readonly prefix: Uint32Array;
+  /** First four bytes of every name, built with the hash table. */
+  private prefix: Uint32Array = new Uint32Array(0);
+  private lookups = 0;
   private readonly shaOff = HEADER + FANOUT;
   private readonly crcOff: number;
   private readonly offOff: number;
@@ -49,8 +51,6 @@ export class PackIndex {
     if (rest < 0 || rest % 8 !== 0) throw new PackIndexError(`${path}: index size does not match its object count`);
     this.bigCount = rest / 8;
     this.packChecksum = buf.subarray(buf.length - 40, buf.length - 20);
-    this.prefix = new Uint32Array(n);
-    for (let i = 0; i < n; i++) this.prefix[i] = buf.readUInt32BE(this.shaOff + 20 * i);
   }
 
   static load(path: string): PackIndex {
@@ -66,6 +66,8 @@ export class PackIndex {
   private tableShift = 0;
 
   private buildTable(): Int32Array {
+    const prefix = this.prefix = new Uint32Array(this.count);
+    for (let i = 0; i < this.count; i++) prefix[i] = this.buf.readUInt32BE(this.shaOff + 20 * i);
     let bits = 1;
     while ((1 << bits) < this.count * 2) bits++;
     const table = new Int32Array(1 << bits);
@@ -81,8 +83,25 @@ export class PackIndex {
     return table;
   }
 
+  /** Binary search within the fan-out bucket: no set-up cost, for the first few lookups. */
+  private search(name: Buffer, off: number): number {
+    const b0 = name[off]!;
+    let lo = b0 === 0 ? 0 : this.fanout[b0 - 1]!;
+    let hi = this.fanout[b0]!;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.shaOff + 20 * mid;
+      const c = this.buf.compare(name, off, off + 20, s, s + 20);
+      if (c === 0) return mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return -1;
+  }
+
   /** Position of the object whose 20-byte name starts at name[off], or -1. */
   find(name: Buffer, off = 0): number {
+    if (!this.table && ++this.lookups <= 512) return this.search(name, off);
     const table = this.table ?? this.buildTable();
     const mask = table.length - 1;
     const p = ((name[off]! << 24) | (name[off + 1]! << 16) | (name[off + 2]! << 8) | name[off + 3]!) >>> 0;

@@ -12,6 +12,7 @@
  */
 import * as zlib from 'node:zlib';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode } from './object';
+import { deflate } from './inflate';
 import { ObjectCorruptError, type ObjectStore } from './odb';
 import { encodeEntryHeader, encodeOfsDelta, parseEntryHeader, type PackFile } from './pack';
 import { F_HAVE, F_SEND, type ObjectSelection } from './object_walk';
@@ -101,7 +102,7 @@ export class PackWriter {
       if (!(f & F_SEND)) continue;
       const obj = this.store.readLoose(hex) ?? this.store.read(hex);
       if (!obj) throw new ObjectCorruptError(`object ${hex} vanished`);
-      await this.emit(Buffer.concat([encodeEntryHeader(typeCode(obj.type), obj.data.length), zlib.deflateSync(obj.data)]));
+      await this.emit(Buffer.concat([encodeEntryHeader(typeCode(obj.type), obj.data.length), deflate(obj.data)]));
       this.counted(1);
     }
     if (this.stats.total !== this.sel.count) {
@@ -305,7 +306,7 @@ export class PackWriter {
     if (entry) PackWriter.checkCrc(pack, p, entry);
     const obj = this.store.readPacked(pack, p);
     await this.emit(encodeEntryHeader(obj.code, obj.data.length));
-    await this.emit(zlib.deflateSync(obj.data));
+    await this.emit(deflate(obj.data));
     this.counted(1);
   }
 }

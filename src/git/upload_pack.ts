@@ -422,17 +422,12 @@ class UploadPackSession {
     const say = req.noProgress ? null : (text: string) => { void stream.progress(text).catch(() => undefined); };
     const enumerating = new Progress(say, 'Enumerating objects');
     const walker = new ObjectWalker(this.repo.objects, enumerating);
-    let sel: ObjectSelection;
-    try {
-      sel = walker.walk({
-        wants: [...req.wants, ...plan.extraWants],
-        haves: [...haves, ...plan.extraEdges],
-        grafts: plan.grafts,
-      });
-      if (req.includeTag) walker.includeTags(this.repo.refs.list('refs/tags/'));
-    } catch (err) {
-      throw err instanceof MissingObjectError || err instanceof Error ? err : new Error(String(err));
-    }
+    const sel: ObjectSelection = walker.walk({
+      wants: [...req.wants, ...plan.extraWants],
+      haves: [...haves, ...plan.extraEdges],
+      grafts: plan.grafts,
+    });
+    if (req.includeTag) walker.includeTags(this.repo.refs.list('refs/tags/'));
     enumerating.done(sel.count);
     new Progress(say, 'Counting objects', sel.count).done(sel.count);
     const writing = new Progress(say, 'Writing objects', sel.count);

@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   return outcome.ok ? 0 : 1;
 }
 
-if (require.main === module || process.env.GOTD_FORCE_MAIN) {
+if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
