@@ -5,8 +5,9 @@
  */
 import type { Section } from './lib';
 import { uploadPackSection } from './upload_pack';
+import { wsSection } from './ws';
 
-const SECTIONS: Section[] = [uploadPackSection];
+const SECTIONS: Section[] = [uploadPackSection, wsSection];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

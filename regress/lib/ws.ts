@@ -47,6 +47,10 @@ export async function startWsGotd(inst: Install, dir: string, body: string, port
   const args = ['-u', 'NODE_OPTIONS', inst.gotd, '-d', '-v', '-f', conf, ...(opts.secrets ? ['-s', opts.secrets] : [])];
   const proc = spawn('env', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const g = new Gotd(proc, sock, conf, inst);
+  // Not left behind when the test dies (tap ends a test that runs too long with SIGTERM).
+  const kill = (): void => { if (proc.exitCode === null) proc.kill('SIGKILL'); };
+  process.once('exit', kill);
+  process.once('SIGTERM', () => { kill(); process.exit(1); });
   const t0 = Date.now();
   while (!(await connectable(sock)) || !(await tcpOpen('127.0.0.1', port))) {
     if (proc.exitCode !== null) throw new Error(`gotd exited ${proc.exitCode}:\n${g.log.join('\n')}`);

@@ -22,7 +22,7 @@ import { pushed } from './notify_hook';
 import { Session } from './session';
 import type { ServerHandle } from './socket';
 import { sameWebListen, type WebSockets } from './web_bind';
-import { WebClient } from './web_session';
+import { PasswordGate, WebClient } from './web_session';
 
 /** How long running sessions may take to finish when gotd stops. */
 export const STOP_GRACE_MS = 10_000;
@@ -63,6 +63,7 @@ export class Daemon {
   private readonly auth: LongLived<FromAuth>;
   private readonly log: Log;
   private onListening: (() => void) | null = null;
+  private readonly gate = new PasswordGate();
 
   constructor(private readonly o: DaemonOptions) {
     this.config = o.config;
@@ -145,6 +146,7 @@ export class Daemon {
       ended: (x) => { this.sessions.delete(x.id); this.load(); this.drained?.(); },
       pushed: (repo, user, updates) => pushed(this.log, repo, user, updates),
       authFailed: (address) => this.listen.send({ type: 'failed', address }),
+      gate: this.gate,
     }, web);
     this.sessions.set(id, s);
     this.load();

@@ -16,7 +16,7 @@ import {
 } from '../ipc/messages';
 import { entryPath, workerCommand, type Confinement } from '../sys/confine';
 import type { Log } from './log';
-import type { WebClient } from './web_session';
+import type { PasswordGate, WebClient } from './web_session';
 
 /** Input caps: a fetch sends wants and haves, a push sends a pack. */
 export const MAX_INPUT_READ = 128 * 1024 * 1024;
@@ -40,6 +40,8 @@ export interface SessionDeps {
   pushed(repo: string, user: string, updates: NonNullable<Extract<FromWorker, { type: 'done' }>['updates']>): void;
   /** WebSocket credentials were wrong: listen charges the address. */
   authFailed?(address: string): void;
+  /** Password checks in flight per WebSocket client address. */
+  gate?: PasswordGate;
 }
 
 export class Session {
@@ -66,11 +68,17 @@ export class Session {
 
   async run(): Promise<void> {
     const who: Who = this.web ? this.web.who() : { kind: 'unix', peer: this.peer!, ...(this.request.user !== undefined ? { asUser: this.request.user } : {}) };
+    const checks = this.web?.request.user != null ? this.web.request.address : null;
+    if (checks !== null && this.deps.gate && !this.deps.gate.enter(checks)) {
+      return this.refuse(`too many logins at once from ${checks}, try again later`, 'refused: password checks in flight from this address', 429);
+    }
     let d: Decision;
     try {
       d = await this.deps.authorize(who, this.request.repo, this.request.service);
     } catch (e) {
       return this.refuse('authorization unavailable, try again later', `auth: ${(e as Error).message}`);
+    } finally {
+      if (checks !== null) this.deps.gate?.leave(checks);
     }
     this.user = d.user;
     if (this.over) return;
