@@ -158,6 +158,22 @@ access = ["permit ro anonymous", "permit rw ${USERS.alice}", "permit ro bob"]
     t.ok(checked >= 1 && checked <= 5, `password checks done: ${checked}`);
   });
 
+  t.test('behind a trusted proxy the client is the X-Forwarded-For address, for the rate and the log', async (t) => {
+    fs.writeFileSync(g.conf, fs.readFileSync(g.conf, 'utf8').replace('rate = "5/min"', 'rate = "5/min"\ntrusted_proxies = ["127.0.0.4"]'));
+    t.equal((await g.gotctl(['reload'])).code, 0);
+    const viaProxy = (client: string): ReturnType<typeof rawHttp> =>
+      rawHttp(port, upgradeHead('/src?service=git-receive-pack', { 'X-Forwarded-For': `203.0.113.1, ${client}` }), { from: '127.0.0.4' });
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push((await viaProxy('198.51.100.8')).status);
+    t.same(answers, [401, 401, 401, 401, 401, 429], 'the rate counts the client behind the proxy');
+    t.equal((await viaProxy('198.51.100.9')).status, 401, 'another client behind the same proxy is not limited by it');
+    await g.waitLog(/outcome=denied: read-only access from=198\.51\.100\.9/);
+    const forged = await rawHttp(port, upgradeHead('/src?service=git-receive-pack', { 'X-Forwarded-For': '198.51.100.10' }), { from: '127.0.0.5' });
+    t.equal(forged.status, 401);
+    await g.waitLog(/outcome=denied: read-only access from=127\.0\.0\.5/);
+    t.notOk(g.log.some((l) => l.includes('from=198.51.100.10')), 'X-Forwarded-For from anyone else is ignored');
+  });
+
   t.test('the repository is intact', async (t) => {
     t.equal(fsckStrict(src), '');
   });
