@@ -46,22 +46,23 @@ wrapper = printf '\043!%s\n// gotd, installed by make install\nconst m = %s;\ntr
 
 install: all
 	@command -v $(NODE) >/dev/null || { echo "make install: $(NODE) not found" >&2; exit 1; }
-	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/sbin"
-	rm -rf "$(DESTDIR)$(LIBDIR)/src" "$(DESTDIR)$(LIBDIR)/node_modules"
-	cp -R build/src "$(DESTDIR)$(LIBDIR)/src"
-	find "$(DESTDIR)$(LIBDIR)/src" -name '*.map' -exec rm -f {} +
-	cp package.json "$(DESTDIR)$(LIBDIR)/package.json"
+	umask 022; set -e; \
+	mkdir -p "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/sbin"; \
+	rm -rf "$(DESTDIR)$(LIBDIR)/src" "$(DESTDIR)$(LIBDIR)/node_modules"; \
+	cp -R build/src "$(DESTDIR)$(LIBDIR)/src"; \
+	find "$(DESTDIR)$(LIBDIR)/src" -name '*.map' -exec rm -f {} +; \
+	cp package.json "$(DESTDIR)$(LIBDIR)/package.json"; \
 	root=$$(pwd -P); npm ls --omit=dev --parseable --all 2>/dev/null | sed -n "s|^$$root/node_modules/||p" | \
-	  while read -r m; do mkdir -p "$(DESTDIR)$(LIBDIR)/node_modules/$$m" && cp -R "node_modules/$$m/." "$(DESTDIR)$(LIBDIR)/node_modules/$$m/"; done
-	test -f "$(DESTDIR)$(LIBDIR)/node_modules/zod/package.json"
-	$(call wrapper,sbin/gotd,gotd/main.js)
-	$(call wrapper,sbin/gotctl,gotctl/main.js)
-	$(call wrapper,bin/gotsh,gotsh/main.js)
-	$(call wrapper,bin/git-remote-ws,remote-ws/main.js)
-	$(call wrapper,bin/git-remote-wss,remote-ws/main.js)
+	  while read -r m; do mkdir -p "$(DESTDIR)$(LIBDIR)/node_modules/$$m" && cp -R "node_modules/$$m/." "$(DESTDIR)$(LIBDIR)/node_modules/$$m/"; done; \
+	test -f "$(DESTDIR)$(LIBDIR)/node_modules/zod/package.json"; \
+	$(call wrapper,sbin/gotd,gotd/main.js); \
+	$(call wrapper,sbin/gotctl,gotctl/main.js); \
+	$(call wrapper,bin/gotsh,gotsh/main.js); \
+	$(call wrapper,bin/git-remote-ws,remote-ws/main.js); \
+	$(call wrapper,bin/git-remote-wss,remote-ws/main.js); \
 	for f in man/*.[158]; do [ -f "$$f" ] || continue; s=$${f##*.}; \
-	  mkdir -p "$(DESTDIR)$(PREFIX)/share/man/man$$s" && cp "$$f" "$(DESTDIR)$(PREFIX)/share/man/man$$s/"; done
-	mkdir -p "$(DESTDIR)$(PREFIX)/share/examples/gotd" && cp etc/* "$(DESTDIR)$(PREFIX)/share/examples/gotd/"
+	  mkdir -p "$(DESTDIR)$(PREFIX)/share/man/man$$s" && cp "$$f" "$(DESTDIR)$(PREFIX)/share/man/man$$s/"; done; \
+	mkdir -p "$(DESTDIR)$(PREFIX)/share/examples/gotd" && cp etc/* "$(DESTDIR)$(PREFIX)/share/examples/gotd/"; \
 	chmod -R u=rwX,go=rX "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PREFIX)/share/examples/gotd"
 
 clean:

@@ -6,7 +6,7 @@ import * as toml from 'toml';
 import { evaluate, parseRule, type AccessRule, type Identity } from '../src/config/access';
 import { loadConfig, loadSecrets } from '../src/config/load';
 import { hashPassword, verifyPassword, parseHash } from '../src/config/password';
-import { canonicalName, findRepository } from '../src/config/schema';
+import { canonicalName, findRepository, limitFor } from '../src/config/schema';
 import { parseDuration, parseRate } from '../src/config/units';
 import { validateConfig } from '../src/config/validate';
 import { BUILD, ROOT, tmpdir } from './lib/util';
@@ -77,6 +77,13 @@ t.test('errors name the key and say what is wrong', async (t) => {
     ['[[repository]]\nname = "a"\npath = "/x"\n[repository.notify]\nemail = [{ to = "nobody" }]', /repository\[0\]\.notify\.email\[0\]\.to: must be an e-mail/],
   ];
   for (const [text, want] of cases) t.match(check(text), want, text.replace(/\n/g, ' | '));
+});
+
+t.test('connection limits per user', async (t) => {
+  const c = validateConfig(toml.parse('[connection]\nlimit_per_user = 2\nlimits = { alice = 9 }'));
+  t.equal(limitFor(c, 'alice'), 9);
+  t.equal(limitFor(c, 'bob'), 2);
+  for (const odd of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) t.equal(limitFor(c, odd), 2, odd);
 });
 
 t.test('durations and rates', async (t) => {

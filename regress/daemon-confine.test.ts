@@ -8,11 +8,18 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { detectLayers, runProbe, type Ids } from '../src/gotd/layers';
+import type { Ids } from '../src/gotd/layers';
 import { fromWorkerSchema, parseMessage, sessionSchema } from '../src/ipc/messages';
-import { entryPath, findBwrap, workerCommand, type Confinement } from '../src/sys/confine';
-import { DAEMON_USER, ensureAccounts, IS_ROOT, mustAccount, openTmpdir, repoFor } from './lib/daemon';
+import type { Confinement } from '../src/sys/confine';
+import { DAEMON_USER, ensureAccounts, install, IS_ROOT, mustAccount, openTmpdir, repoFor } from './lib/daemon';
 import { git } from './lib/util';
+
+// The installed runtime, which the daemon user can read (the build tree may be private).
+const lib = path.join(install().prefix, 'lib', 'gotd', 'src');
+/* eslint-disable @typescript-eslint/no-require-imports */
+const { detectLayers, runProbe } = require(path.join(lib, 'gotd', 'layers.js')) as typeof import('../src/gotd/layers');
+const { entryPath, findBwrap, workerCommand } = require(path.join(lib, 'sys', 'confine.js')) as typeof import('../src/sys/confine');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 const why = IS_ROOT ? ensureAccounts() : null;
 const as: Ids | undefined = IS_ROOT && !why ? mustAccount(DAEMON_USER) : undefined;

@@ -98,13 +98,22 @@ access = ["permit ro ${USERS.carol}"]
     t.equal(carolR.stderr, 'gotsh: access denied\n', 'no rule: denied');
   });
 
+  t.test('groups count, and the last matching rule wins', async (t) => {
+    // src: "permit rw alice", then "permit ro :gotd_dev" (alice is in it): ro wins.
+    const read = await ask(alice, 'src');
+    t.notMatch(read.stderr, /access denied/, 'alice may read');
+    const write = await ask(alice, 'src', 'git-receive-pack');
+    t.equal(write.stderr, 'gotsh: access denied\n', 'but not write: the later group rule decides');
+    await g.waitLog(new RegExp(`user=${USERS.alice} repo="src" service=git-receive-pack .*outcome=denied: read-only access`));
+  });
+
   t.test('read-only access cannot push; the worker is never started', async (t) => {
     const before = g.log.length;
     const r = await ask(carol, 'team/secret', 'git-receive-pack');
     t.equal(r.code, 1);
     t.equal(r.stdout, '0016ERR access denied\n', 'same refusal as any other');
-    const line = await g.waitLog(/service=git-receive-pack .*outcome=denied: read-only access/);
-    t.match(line, new RegExp(`user=${USERS.carol}`));
+    const line = await g.waitLog(new RegExp(`user=${USERS.carol} .*service=git-receive-pack .*outcome=denied: read-only access`));
+    t.match(line, /repo="team\/secret"/);
     t.notOk(g.log.slice(before).some((l) => /cannot open repository|worker/.test(l)), 'no worker ran');
   });
 

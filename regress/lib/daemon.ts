@@ -13,6 +13,18 @@ import { gitEnv, mkrepo, ROOT, run, tmpdir, type RunResult } from './util';
 
 export const IS_ROOT = process.getuid?.() === 0;
 
+/*
+ * tap's process tracker (@tapjs/processinfo) adds its loader to NODE_OPTIONS of
+ * every child process.  gotd's processes run unprivileged and confined, where
+ * that loader cannot read or write its files; they must start as they would in
+ * production, so the tracker is switched off for the processes these tests run.
+ */
+try {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('process-on-spawn') as { removeAllListeners(): void }).removeAllListeners();
+} catch { /* not running under tap */ }
+for (const k of Object.keys(process.env)) if (k === 'NODE_OPTIONS' || k.startsWith('_TAPJS_PROCESSINFO_')) delete process.env[k];
+
 /** Accounts the tests create (root only): a daemon user and clients with groups. */
 export const DAEMON_USER = '_gotdtest';
 export const USERS = { alice: 'gotd_alice', bob: 'gotd_bob', carol: 'gotd_carol', git: 'gotd_git', dave: 'gotd_dave' } as const;

@@ -26,8 +26,8 @@ export function crossCheck(config: Config, secrets: Secrets, file: string): void
   config.repositories.forEach((r, i) => {
     r.notify?.http.forEach((h, j) => {
       const at = `${file}: repository[${i}].notify.http[${j}]`;
-      if (h.hmac !== undefined && !(h.hmac in secrets.hmac)) throw new ConfigError(`${at}.hmac: no [hmac] entry "${h.hmac}" in the secrets file`);
-      if (h.auth !== undefined && !(h.auth in secrets.auth)) throw new ConfigError(`${at}.auth: no [auth.${h.auth}] entry in the secrets file`);
+      if (h.hmac !== undefined && !Object.hasOwn(secrets.hmac, h.hmac)) throw new ConfigError(`${at}.hmac: no [hmac] entry "${h.hmac}" in the secrets file`);
+      if (h.auth !== undefined && !Object.hasOwn(secrets.auth, h.auth)) throw new ConfigError(`${at}.auth: no [auth.${h.auth}] entry in the secrets file`);
     });
   });
 }

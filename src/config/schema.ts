@@ -206,5 +206,6 @@ export function findRepository(config: Config, requested: string): RepositoryCon
 
 /** The connection limit that applies to one user. */
 export function limitFor(config: Config, user: string): number {
-  return config.connection.limits[user] ?? config.connection.limitPerUser;
+  const limits = config.connection.limits;
+  return Object.hasOwn(limits, user) ? limits[user]! : config.connection.limitPerUser;
 }

@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     `gotd is serving ${repo} as "demo" (state in ${dir}). Try, from any directory:`,
     '',
     `  GOTD_UNIX_SOCKET=${sock} git clone -u ${bin}/git-upload-pack file:///demo gotd-demo`,
-    `  cd gotd-demo && echo hi >> README && git commit -qam hi && GOTD_UNIX_SOCKET=${sock} git push --receive-pack=${bin}/git-receive-pack`,
+    `  cd gotd-demo && echo hi >> README && git -c user.name=you -c user.email=you@example.org commit -qam hi && GOTD_UNIX_SOCKET=${sock} git push --receive-pack=${bin}/git-receive-pack`,
     '',
     'Over a WebSocket (git-remote-ws is in the PATH given here; `make install` puts it in yours):',
     '',

@@ -10,14 +10,22 @@
  * Trees are compared path by path with the trees of the commit's parents
  * (once those are known complete): an entry equal to the parent's at the
  * same path is complete, so a push that changes a few files reads only the
- * trees along the changed paths.
+ * trees along the changed paths. Objects of the pushed pack are known by
+ * their position in it, so the walk over a large push makes no strings.
  */
 import { entryType } from './fsck';
 import { forEachTreeEntry, parseCommit, parseTag, type ObjectType } from './object';
 
-export interface ObjectAccess {
-  /** Type of an object, or null when it is missing. */
-  typeOf(oid: string): ObjectType | null;
+/** The pushed pack: lookup by binary name, type and content by position. */
+export interface PackObjects {
+  find(name: Buffer, off: number): number;
+  type(pos: number): ObjectType;
+  read(pos: number): Buffer;
+}
+
+/** The repository's objects. */
+export interface OldObjects {
+  header(oid: string): { type: ObjectType } | null;
   read(oid: string): { type: ObjectType; data: Buffer } | null;
 }
 
@@ -25,15 +33,17 @@ export class ConnectivityError extends Error {
   override name = 'ConnectivityError';
 }
 
+interface Parsed { oid: string; date: number; parents: string[] }
+
 /** Commits by date, newest on top: history is expanded newest first, as git's revision walk does. */
 class CommitHeap {
-  private items: { oid: string; date: number; parents: string[] }[] = [];
+  private items: Parsed[] = [];
 
   get size(): number {
     return this.items.length;
   }
 
-  push(item: { oid: string; date: number; parents: string[] }): void {
+  push(item: Parsed): void {
     const a = this.items;
     a.push(item);
     let i = a.length - 1;
@@ -45,7 +55,7 @@ class CommitHeap {
     }
   }
 
-  pop(): { oid: string; date: number; parents: string[] } | undefined {
+  pop(): Parsed | undefined {
     const a = this.items;
     const top = a[0];
     const last = a.pop();
@@ -67,70 +77,102 @@ class CommitHeap {
   }
 }
 
+const NO_PACK: PackObjects = { find: () => -1, type: () => 'blob', read: () => Buffer.alloc(0) };
+
 export class Connectivity {
-  /** Objects whose whole closure is known to exist (never rolled back). */
-  private complete = new Set<string>();
+  private readonly pack: PackObjects;
+  /** Pack objects known complete, or pending in the current check. */
+  private readonly mark: Uint8Array;
+  /** Pack objects known complete for good. */
+  private readonly done: Uint8Array;
+  private pendingPack: number[] = [];
+  private readonly extDone = new Set<string>();
+  private readonly extPending = new Set<string>();
   /** Commits known reachable from the refs as they were when the push started. */
-  private reachable = new Set<string>();
-  /** Reachable commits not yet expanded. */
-  private frontier = new CommitHeap();
+  private readonly reachable = new Set<string>();
+  private readonly frontier = new CommitHeap();
   private seeded = false;
 
   /**
-   * @param objects new and old objects together
-   * @param isNew true for objects that arrived with this push
+   * @param pack the pushed pack (null when it brought no objects), with `count` objects
+   * @param old the repository's objects
    * @param refTips current values of the repository's refs
    */
-  constructor(
-    private readonly objects: ObjectAccess,
-    private readonly isNew: (oid: string) => boolean,
-    private readonly refTips: () => string[],
-  ) {}
+  constructor(pack: PackObjects | null, count: number, private readonly old: OldObjects, private readonly refTips: () => string[]) {
+    this.pack = pack ?? NO_PACK;
+    this.mark = new Uint8Array(count);
+    this.done = new Uint8Array(count);
+  }
 
   /** Throws ConnectivityError unless everything reachable from `tip` exists. */
   check(tip: string): void {
-    const added = new Set<string>();
-    this.verifyObject(tip, null, added);
-    for (const o of added) this.complete.add(o);
+    this.pendingPack = [];
+    this.extPending.clear();
+    try {
+      this.verifyObject(tip);
+    } catch (err) {
+      for (const p of this.pendingPack) this.mark[p] = this.done[p]!;
+      throw err;
+    }
+    for (const p of this.pendingPack) this.done[p] = 1;
+    for (const o of this.extPending) this.extDone.add(o);
   }
 
-  private isComplete(oid: string, pending: Set<string>): boolean {
-    return this.complete.has(oid) || pending.has(oid);
+  private find(oid: string): number {
+    return this.pack.find(Buffer.from(oid, 'hex'), 0);
   }
 
-  private typeOf(oid: string): ObjectType {
-    const t = this.objects.typeOf(oid);
-    if (!t) throw new ConnectivityError(`missing object ${oid}`);
-    return t;
+  private marked(pos: number, oid: string): boolean {
+    return pos >= 0 ? this.mark[pos] === 1 : this.extDone.has(oid) || this.extPending.has(oid);
   }
 
-  private read(oid: string, want: ObjectType): Buffer {
-    const o = this.objects.read(oid);
+  private setPending(pos: number, oid: string): void {
+    if (pos >= 0) {
+      this.mark[pos] = 1;
+      this.pendingPack.push(pos);
+    } else {
+      this.extPending.add(oid);
+    }
+  }
+
+  private typeOf(pos: number, oid: string): ObjectType {
+    if (pos >= 0) return this.pack.type(pos);
+    const h = this.old.header(oid);
+    if (!h) throw new ConnectivityError(`missing object ${oid}`);
+    return h.type;
+  }
+
+  private read(pos: number, oid: string, want: ObjectType): Buffer {
+    if (pos >= 0) return this.pack.read(pos);
+    const o = this.old.read(oid);
     if (!o) throw new ConnectivityError(`missing ${want} ${oid}`);
     if (o.type !== want) throw new ConnectivityError(`object ${oid} is a ${o.type}, not a ${want}`);
     return o.data;
   }
 
   /** Any object, through tags down to what they name. */
-  private verifyObject(oid: string, want: ObjectType | null, pending: Set<string>): void {
+  private verifyObject(tip: string): void {
+    let oid = tip;
+    let want: ObjectType | null = null;
     for (let depth = 0; ; depth++) {
-      if (depth > 1000) throw new ConnectivityError(`tag chain too long at ${oid}`);
-      const type = this.typeOf(oid);
+      if (depth > 1000) throw new ConnectivityError(`tag chain too long at ${tip}`);
+      const pos = this.find(oid);
+      const type = this.typeOf(pos, oid);
       if (want && type !== want) throw new ConnectivityError(`object ${oid} is a ${type}, not a ${want}`);
-      if (this.isComplete(oid, pending)) return;
+      if (this.marked(pos, oid)) return;
       switch (type) {
         case 'blob':
-          pending.add(oid);
+          this.setPending(pos, oid);
           return;
         case 'tree':
-          this.verifyTree(oid, [], pending);
+          this.verifyTree(pos, oid, []);
           return;
         case 'commit':
-          this.verifyCommits(oid, pending);
+          this.verifyCommits(oid);
           return;
         case 'tag': {
-          const tag = parseTag(this.read(oid, 'tag'));
-          pending.add(oid);
+          const tag = parseTag(this.read(pos, oid, 'tag'));
+          this.setPending(pos, oid);
           oid = tag.object;
           want = tag.type;
         }
@@ -138,7 +180,7 @@ export class Connectivity {
     }
   }
 
-  /** True when `oid` (an existing commit) is reachable from a ref. */
+  /** True when `oid`, an old commit, is reachable from a ref. */
   private reachableFromRefs(oid: string): boolean {
     if (!this.seeded) {
       this.seeded = true;
@@ -153,17 +195,13 @@ export class Connectivity {
   private seed(tip: string): void {
     let oid = tip;
     for (let depth = 0; depth < 100; depth++) {
-      if (this.isNew(oid)) return;
-      const obj = this.objects.read(oid);
+      const obj = this.old.read(oid);
       if (!obj) return;
       if (obj.type === 'commit') {
         this.addReachable(oid, obj.data);
         return;
       }
-      if (obj.type !== 'tag') {
-        this.complete.add(oid); // a tree or blob a ref names is complete too
-        return;
-      }
+      if (obj.type !== 'tag') return;
       oid = parseTag(obj.data).object;
     }
   }
@@ -171,18 +209,18 @@ export class Connectivity {
   private addReachable(oid: string, data?: Buffer): void {
     if (this.reachable.has(oid)) return;
     this.reachable.add(oid);
-    const obj = data ?? this.objects.read(oid)?.data;
+    const obj = data ?? this.old.read(oid)?.data;
     if (!obj) return;
     const c = parseCommit(obj);
     this.frontier.push({ oid, date: c.date, parents: c.parents });
   }
 
-  /** A commit known to hold its whole history: verified, or old and reachable. */
-  private commitComplete(oid: string, pending: Set<string>): boolean {
-    if (this.isComplete(oid, pending)) return true;
-    if (this.isNew(oid)) return false;
+  /** A commit whose history is known to be complete: verified, or old and reachable. */
+  private commitComplete(pos: number, oid: string): boolean {
+    if (this.marked(pos, oid)) return true;
+    if (pos >= 0) return false;
     if (this.reachableFromRefs(oid)) {
-      this.complete.add(oid);
+      this.extDone.add(oid); // reachable is complete, whatever becomes of this check
       return true;
     }
     return false;
@@ -192,82 +230,93 @@ export class Connectivity {
    * Commits from `tip` down to complete ones, parents first; then each
    * commit's tree against its parents' trees.
    */
-  private verifyCommits(tip: string, pending: Set<string>): void {
-    const order: { oid: string; tree: string; parents: string[] }[] = [];
+  private verifyCommits(tip: string): void {
+    interface Frame { oid: string; pos: number; tree: string; parents: string[]; next: number }
+    const order: Frame[] = [];
     const seen = new Set<string>([tip]);
-    const stack: { oid: string; parents: string[] | null; tree: string; next: number }[] = [];
-    const enter = (oid: string): void => {
-      const c = parseCommit(this.read(oid, 'commit'));
-      stack.push({ oid, parents: c.parents, tree: c.tree, next: 0 });
+    const stack: Frame[] = [];
+    const enter = (oid: string, pos: number): void => {
+      const c = parseCommit(this.read(pos, oid, 'commit'));
+      stack.push({ oid, pos, tree: c.tree, parents: c.parents, next: 0 });
     };
-    if (this.commitComplete(tip, pending)) return;
-    enter(tip);
+    const tipPos = this.find(tip);
+    if (this.commitComplete(tipPos, tip)) return;
+    enter(tip, tipPos);
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
-      if (top.next < top.parents!.length) {
-        const p = top.parents![top.next++]!;
+      if (top.next < top.parents.length) {
+        const p = top.parents[top.next++]!;
         if (seen.has(p)) continue;
         seen.add(p);
-        if (this.typeOf(p) !== 'commit') throw new ConnectivityError(`parent ${p} of ${top.oid} is not a commit`);
-        if (this.commitComplete(p, pending)) continue;
-        enter(p);
+        const pos = this.find(p);
+        const type = this.typeOf(pos, p);
+        if (type !== 'commit') throw new ConnectivityError(`parent ${p} of ${top.oid} is a ${type}, not a commit`);
+        if (this.commitComplete(pos, p)) continue;
+        enter(p, pos);
         continue;
       }
       stack.pop();
-      order.push({ oid: top.oid, tree: top.tree, parents: top.parents! });
+      order.push(top);
     }
-    const treeOf = new Map<string, string>();
+    const verified = new Set<string>();
     for (const c of order) {
+      // Old parents' trees guide the walk; a parent verified just now has
+      // marked everything under its tree already.
       const refs: string[] = [];
       for (const p of c.parents) {
-        const t = treeOf.get(p) ?? this.parentTree(p);
+        const t = verified.has(p) ? null : this.treeOfCommit(p);
         if (t) refs.push(t);
       }
-      if (this.typeOf(c.tree) !== 'tree') throw new ConnectivityError(`tree ${c.tree} of commit ${c.oid} is not a tree`);
-      this.verifyTree(c.tree, refs, pending);
-      pending.add(c.oid);
-      treeOf.set(c.oid, c.tree);
+      const pos = this.find(c.tree);
+      const type = this.typeOf(pos, c.tree);
+      if (type !== 'tree') throw new ConnectivityError(`tree ${c.tree} of commit ${c.oid} is a ${type}`);
+      this.verifyTree(pos, c.tree, refs);
+      this.setPending(c.pos, c.oid);
+      verified.add(c.oid);
     }
   }
 
-  private parentTree(oid: string): string | null {
-    const obj = this.objects.read(oid);
-    return obj && obj.type === 'commit' ? parseCommit(obj.data).tree : null;
+  private treeOfCommit(oid: string): string | null {
+    const pos = this.find(oid);
+    const data = pos >= 0 ? this.pack.read(pos) : this.old.read(oid)?.data;
+    return data ? parseCommit(data).tree : null;
   }
 
   /**
    * A tree and everything below it, skipping entries equal to those at the
    * same path in `refs` (complete trees).
    */
-  private verifyTree(root: string, rootRefs: string[], pending: Set<string>): void {
-    const work: { oid: string; refs: string[] }[] = [{ oid: root, refs: rootRefs }];
+  private verifyTree(rootPos: number, rootOid: string, rootRefs: string[]): void {
+    const work: { pos: number; oid: string; refs: string[] }[] = [{ pos: rootPos, oid: rootOid, refs: rootRefs }];
     while (work.length > 0) {
-      const { oid, refs } = work.pop()!;
-      if (this.isComplete(oid, pending) || refs.includes(oid)) continue;
-      const data = this.read(oid, 'tree');
-      pending.add(oid);
+      const { pos, oid, refs } = work.pop()!;
+      if (this.marked(pos, oid) || refs.includes(oid)) continue;
+      const data = this.read(pos, oid, 'tree');
+      this.setPending(pos, oid);
       const refEntries = refs.map((r) => this.subtrees(r));
       forEachTreeEntry(data, (mode, s, e, o) => {
         const kind = entryType(mode);
         if (kind === null) return; // a submodule's commit lives elsewhere
-        const child = data.toString('hex', o, o + 20);
-        if (this.isComplete(child, pending)) return;
+        const cpos = this.pack.find(data, o);
+        if (cpos >= 0 && this.mark[cpos]) return;
+        const hex = cpos >= 0 && refEntries.length === 0 ? '' : data.toString('hex', o, o + 20);
+        if (cpos < 0 && (this.extDone.has(hex) || this.extPending.has(hex))) return;
+        const type = this.typeOf(cpos, hex);
+        if (type !== kind) throw new ConnectivityError(`entry ${data.toString('utf8', s, e)} of tree ${oid || pos} is a ${type}, not a ${kind}`);
         if (kind === 'blob') {
-          const t = this.typeOf(child);
-          if (t !== 'blob') throw new ConnectivityError(`entry of tree ${oid} is a ${t}, not a blob: ${child}`);
-          pending.add(child);
+          this.setPending(cpos, hex);
           return;
         }
-        const name = data.toString('latin1', s, e);
         const childRefs: string[] = [];
-        for (const m of refEntries) {
-          const r = m.get(name);
-          if (r) childRefs.push(r);
+        if (refEntries.length > 0) {
+          const name = data.toString('latin1', s, e);
+          for (const m of refEntries) {
+            const r = m.get(name);
+            if (r) childRefs.push(r);
+          }
+          if (childRefs.includes(hex)) return;
         }
-        if (childRefs.includes(child)) return;
-        const t = this.typeOf(child);
-        if (t !== 'tree') throw new ConnectivityError(`entry of tree ${oid} is a ${t}, not a tree: ${child}`);
-        work.push({ oid: child, refs: childRefs });
+        work.push({ pos: cpos, oid: hex, refs: childRefs });
       });
     }
   }
@@ -275,10 +324,11 @@ export class Connectivity {
   /** name -> subtree id of a complete tree. */
   private subtrees(oid: string): Map<string, string> {
     const out = new Map<string, string>();
-    const obj = this.objects.read(oid);
-    if (!obj || obj.type !== 'tree') return out;
-    forEachTreeEntry(obj.data, (mode, s, e, o) => {
-      if (entryType(mode) === 'tree') out.set(obj.data.toString('latin1', s, e), obj.data.toString('hex', o, o + 20));
+    const pos = this.find(oid);
+    const data = pos >= 0 ? this.pack.read(pos) : this.old.read(oid)?.data;
+    if (!data) return out;
+    forEachTreeEntry(data, (mode, s, e, o) => {
+      if (entryType(mode) === 'tree') out.set(data.toString('latin1', s, e), data.toString('hex', o, o + 20));
     });
     return out;
   }

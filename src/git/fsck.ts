@@ -298,28 +298,31 @@ function isLessThanSlash(c: number): boolean {
 /**
  * Tree entries sort by name with directories compared as if their name
  * ended in "/"; a file and a directory of the same name are duplicates even
- * when other names sort between them ("foo", "foo.bar", "foo/").
+ * when other names sort between them ("foo", "foo.bar", "foo/"). Names are
+ * [start, end) ranges of `d`; `candidates` holds file names that a later
+ * directory could duplicate.
  */
-function verifyOrdered(mode1: number, name1: Buffer, mode2: number, name2: Buffer, candidates: Buffer[]): 'ok' | 'unordered' | 'dups' {
-  const len = Math.min(name1.length, name2.length);
-  const cmp = name1.compare(name2, 0, len, 0, len);
-  if (cmp < 0) return 'ok';
-  if (cmp > 0) return 'unordered';
-  let c1 = len < name1.length ? name1[len]! : 0;
-  let c2 = len < name2.length ? name2[len]! : 0;
+function verifyOrdered(d: Buffer, mode1: number, s1: number, e1: number, mode2: number, s2: number, e2: number, candidates: number[]): 'ok' | 'unordered' | 'dups' {
+  const len = Math.min(e1 - s1, e2 - s2);
+  let k = 0;
+  while (k < len && d[s1 + k] === d[s2 + k]) k++;
+  if (k < len) return d[s1 + k]! < d[s2 + k]! ? 'ok' : 'unordered';
+  let c1 = s1 + len < e1 ? d[s1 + len]! : 0;
+  let c2 = s2 + len < e2 ? d[s2 + len]! : 0;
   if (c1 === 0 && c2 === 0) return 'dups';
   if (c1 === 0 && (mode1 & S_IFMT) === S_IFDIR) c1 = 0x2f;
   if (c2 === 0 && (mode2 & S_IFMT) === S_IFDIR) c2 = 0x2f;
   if (c1 === 0 && isLessThanSlash(c2)) {
-    candidates.push(name1);
+    candidates.push(s1, e1);
   } else if (c2 === 0x2f && isLessThanSlash(c1)) {
-    for (;;) {
-      const f = candidates.pop();
-      if (!f) break;
-      if (f.length > name2.length || name2.compare(f, 0, f.length, 0, f.length) !== 0) continue;
-      if (f.length === name2.length) return 'dups';
-      if (isLessThanSlash(name2[f.length]!)) {
-        candidates.push(f);
+    while (candidates.length > 0) {
+      const fe = candidates.pop()!;
+      const fs = candidates.pop()!;
+      const flen = fe - fs;
+      if (flen > e2 - s2 || d.compare(d, fs, fe, s2, s2 + flen) !== 0) continue;
+      if (flen === e2 - s2) return 'dups';
+      if (isLessThanSlash(d[s2 + flen]!)) {
+        candidates.push(fs, fe);
         break;
       }
     }
@@ -327,77 +330,113 @@ function verifyOrdered(mode1: number, name1: Buffer, mode2: number, name2: Buffe
   return c1 < c2 ? 'ok' : 'unordered';
 }
 
+/**
+ * First bytes of the names that HFS+ or NTFS may take for .git,
+ * .gitmodules or .gitattributes: ".", "g", "G", "~" (8.3 short names), and
+ * the lead bytes of the code points HFS+ ignores (U+200C..U+206F, U+FEFF).
+ */
+const MAY_BE_SPECIAL = new Uint8Array(256);
+for (const c of ['.', 'g', 'G', '~']) MAY_BE_SPECIAL[c.charCodeAt(0)] = 1;
+MAY_BE_SPECIAL[0xe2] = 1;
+MAY_BE_SPECIAL[0xef] = 1;
+
 function fsckTree(oid: string, data: Buffer, special: SpecialBlobs): void {
-  const flags = new Set<string>();
-  const candidates: Buffer[] = [];
+  let flags = 0;
+  const candidates: number[] = [];
   let prevMode = 0;
-  let prevName: Buffer | null = null;
+  let prevStart = -1;
+  let prevEnd = -1;
   let p = 0;
+  const bad = (): never => { throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree'); };
   while (p < data.length) {
     // Entry: octal mode, space, name, NUL, 20-byte id.
-    if (data.length - p < 20 + 3) throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree');
+    if (data.length - p < 20 + 3) bad();
     const modeStart = p;
     let mode = 0;
     while (p < data.length && data[p] !== SP) {
       const c = data[p]!;
-      if (c < 0x30 || c > 0x37) throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree');
+      if (c < 0x30 || c > 0x37) bad();
       mode = mode * 8 + (c - 0x30);
-      if (mode > 0o7777777) throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree');
+      if (mode > 0o7777777) bad();
       p++;
     }
-    if (p === modeStart || p >= data.length) throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree');
+    if (p === modeStart || p >= data.length) bad();
     const nameStart = ++p;
     const nul = data.indexOf(0, nameStart);
-    if (nul < 0 || nul === nameStart || nul + 21 > data.length) throw new FsckError(oid, 'badTree', 'cannot be parsed as a tree');
-    const name = data.subarray(nameStart, nul);
-    const entryOid = data.subarray(nul + 1, nul + 21);
+    if (nul < 0 || nul === nameStart || nul + 21 > data.length) bad();
+    const oidAt = nul + 1;
     p = nul + 21;
 
-    if (entryOid.every((b) => b === 0)) flags.add('nullSha1');
-    if (name.includes(0x2f)) flags.add('fullPathname');
-    if (name.length === 1 && name[0] === 0x2e) flags.add('hasDot');
-    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) flags.add('hasDotdot');
-    if (isDotgit(name)) flags.add('hasDotgit');
-    if (data[modeStart] === 0x30) flags.add('zeroPaddedFilemode');
-    if (!ACCEPTED_MODES.has(mode)) flags.add('badFilemode');
+    let zero = true;
+    for (let k = oidAt; k < oidAt + 20; k++) if (data[k] !== 0) { zero = false; break; }
+    if (zero) flags |= F_NULL_SHA1;
+    const slash = data.indexOf(0x2f, nameStart);
+    if (slash >= 0 && slash < nul) flags |= F_FULL_PATHNAME;
+    const nameLen = nul - nameStart;
+    const c0 = data[nameStart]!;
+    if (nameLen === 1 && c0 === 0x2e) flags |= F_HAS_DOT;
+    if (nameLen === 2 && c0 === 0x2e && data[nameStart + 1] === 0x2e) flags |= F_HAS_DOTDOT;
+    if (data[modeStart] === 0x30) flags |= F_ZERO_PADDED;
+    if (!ACCEPTED_MODES.has(mode)) flags |= F_BAD_MODE;
     const isLink = (mode & S_IFMT) === S_IFLNK;
-    if (isDotgitmodules(name)) {
-      if (isLink) flags.add('gitmodulesSymlink');
-      else special.gitmodules.add(entryOid.toString('hex'));
-    }
-    if (isDotgitattributes(name) && !isLink) special.gitattributes.add(entryOid.toString('hex'));
-    // Windows reads "\" as a separator: check each component after one.
-    for (let b = name.indexOf(0x5c); b >= 0; b = name.indexOf(0x5c, b + 1)) {
-      if (isNtfsDotgit(name, b + 1)) flags.add('hasDotgit');
-      if (isDotgitmodules(name, b + 1)) {
-        if (isLink) flags.add('gitmodulesSymlink');
-        else special.gitmodules.add(entryOid.toString('hex'));
+    const backslash = data.indexOf(0x5c, nameStart);
+    const hasBackslash = backslash >= 0 && backslash < nul;
+    if (MAY_BE_SPECIAL[c0] || hasBackslash) {
+      const name = data.subarray(nameStart, nul);
+      const hex = (): string => data.toString('hex', oidAt, oidAt + 20);
+      if (isDotgit(name)) flags |= F_HAS_DOTGIT;
+      if (isDotgitmodules(name)) {
+        if (isLink) flags |= F_GITMODULES_SYMLINK;
+        else special.gitmodules.add(hex());
+      }
+      if (isDotgitattributes(name) && !isLink) special.gitattributes.add(hex());
+      // Windows reads "\" as a separator: check each component after one.
+      for (let b = name.indexOf(0x5c); b >= 0; b = name.indexOf(0x5c, b + 1)) {
+        if (isNtfsDotgit(name, b + 1)) flags |= F_HAS_DOTGIT;
+        if (isDotgitmodules(name, b + 1)) {
+          if (isLink) flags |= F_GITMODULES_SYMLINK;
+          else special.gitmodules.add(hex());
+        }
       }
     }
-    if (prevName) {
-      const order = verifyOrdered(prevMode, prevName, mode, name, candidates);
-      if (order === 'unordered') flags.add('treeNotSorted');
-      else if (order === 'dups') flags.add('duplicateEntries');
+    if (prevStart >= 0) {
+      const order = verifyOrdered(data, prevMode, prevStart, prevEnd, mode, nameStart, nul, candidates);
+      if (order === 'unordered') flags |= F_NOT_SORTED;
+      else if (order === 'dups') flags |= F_DUPLICATES;
     }
     prevMode = mode;
-    prevName = name;
+    prevStart = nameStart;
+    prevEnd = nul;
   }
-  for (const [id, text] of TREE_MESSAGES) {
-    if (flags.has(id)) throw new FsckError(oid, id, text);
+  if (flags === 0) return;
+  for (const [bit, id, text] of TREE_MESSAGES) {
+    if (flags & bit) throw new FsckError(oid, id, text);
   }
 }
 
-const TREE_MESSAGES: [string, string][] = [
-  ['nullSha1', 'contains entries pointing to null sha1'],
-  ['fullPathname', 'contains full pathnames'],
-  ['hasDot', "contains '.'"],
-  ['hasDotdot', "contains '..'"],
-  ['hasDotgit', "contains '.git'"],
-  ['zeroPaddedFilemode', 'contains zero-padded file modes'],
-  ['badFilemode', 'contains bad file modes'],
-  ['duplicateEntries', 'contains duplicate file entries'],
-  ['treeNotSorted', 'not properly sorted'],
-  ['gitmodulesSymlink', '.gitmodules is a symbolic link'],
+const F_NULL_SHA1 = 1;
+const F_FULL_PATHNAME = 2;
+const F_HAS_DOT = 4;
+const F_HAS_DOTDOT = 8;
+const F_HAS_DOTGIT = 16;
+const F_ZERO_PADDED = 32;
+const F_BAD_MODE = 64;
+const F_DUPLICATES = 128;
+const F_NOT_SORTED = 256;
+const F_GITMODULES_SYMLINK = 512;
+
+/** In git's order of reporting. */
+const TREE_MESSAGES: [number, string, string][] = [
+  [F_NULL_SHA1, 'nullSha1', 'contains entries pointing to null sha1'],
+  [F_FULL_PATHNAME, 'fullPathname', 'contains full pathnames'],
+  [F_HAS_DOT, 'hasDot', "contains '.'"],
+  [F_HAS_DOTDOT, 'hasDotdot', "contains '..'"],
+  [F_HAS_DOTGIT, 'hasDotgit', "contains '.git'"],
+  [F_ZERO_PADDED, 'zeroPaddedFilemode', 'contains zero-padded file modes'],
+  [F_BAD_MODE, 'badFilemode', 'contains bad file modes'],
+  [F_DUPLICATES, 'duplicateEntries', 'contains duplicate file entries'],
+  [F_NOT_SORTED, 'treeNotSorted', 'not properly sorted'],
+  [F_GITMODULES_SYMLINK, 'gitmodulesSymlink', '.gitmodules is a symbolic link'],
 ];
 
 // --- .gitmodules and .gitattributes --------------------------------------------

@@ -21,7 +21,8 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
-import { buildIdx, OFF32_LIMIT, type IdxEntry } from './idx_writer';
+import { buildIdx, OFF32_LIMIT } from './idx_writer';
+import { inflateExactly, inflatePrefix } from './inflate';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
 import { encodeEntryHeader, parseEntryHeader } from './pack';
 
@@ -59,8 +60,10 @@ export interface IndexedPack {
   count: number;
   /** Objects appended from the repository to complete a thin pack. */
   appended: number;
-  /** Type of an object in this pack, or null. */
-  typeOf(oid: string): ObjectType | null;
+  /** Type of the object at position i (in pack order, which is also the .idx's position order of readers). */
+  typeAt(i: number): ObjectType;
+  /** Offset in the pack of the object at position i. */
+  offsetAt(i: number): number;
 }
 
 const DEFAULT_MAX_OBJECT = 512 << 20;
@@ -121,10 +124,6 @@ class Entries {
 
   oidHex(i: number): string {
     return Buffer.from(this.oid.buffer, this.oid.byteOffset + i * 20, 20).toString('hex');
-  }
-
-  oidBuf(i: number): Buffer {
-    return Buffer.from(this.oid.subarray(i * 20, i * 20 + 20));
   }
 
   /** Entry starting exactly at `offset`, or -1 (entries are in offset order). */
@@ -231,6 +230,43 @@ function writeAll(fd: number, buf: Buffer, position?: number): void {
   }
 }
 
+/**
+ * Reads of the pack file during delta resolution go through a few 256 KiB
+ * windows (as git's pack windows do): deltas sit near their bases, so most
+ * entries come without a system call of their own.
+ */
+class PackWindows {
+  private static readonly SIZE = 256 << 10;
+  private wins: { start: number; buf: Buffer }[] = [];
+
+  constructor(private readonly fd: number) {}
+
+  read(offset: number, length: number): Buffer {
+    if (length > PackWindows.SIZE / 2) return preadAll(this.fd, offset, length);
+    for (let k = 0; k < this.wins.length; k++) {
+      const w = this.wins[k]!;
+      if (offset >= w.start && offset + length <= w.start + w.buf.length) {
+        if (k > 0) {
+          this.wins.splice(k, 1);
+          this.wins.unshift(w);
+        }
+        return w.buf.subarray(offset - w.start, offset - w.start + length);
+      }
+    }
+    const buf = Buffer.allocUnsafe(PackWindows.SIZE);
+    const n = fs.readSync(this.fd, buf, 0, buf.length, offset);
+    if (n < length) throw new PackIndexError('pack file shorter than its entries');
+    this.wins.unshift({ start: offset, buf: buf.subarray(0, n) });
+    if (this.wins.length > 8) this.wins.pop();
+    return this.wins[0]!.buf.subarray(0, length);
+  }
+
+  /** Forget what was read: the file changed (appended bases). */
+  reset(): void {
+    this.wins = [];
+  }
+}
+
 function preadAll(fd: number, offset: number, length: number): Buffer {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
@@ -259,10 +295,12 @@ export class PackIndexer {
   private resolved = 0;
   private appended = 0;
   private packEnd = 0;
+  private readonly windows: PackWindows;
 
   private constructor(readonly dir: string, readonly fd: number, readonly tmpPath: string, readonly opts: IndexPackOptions) {
     this.maxObject = opts.maxObjectBytes ?? DEFAULT_MAX_OBJECT;
     this.budget = opts.baseCacheBytes ?? DEFAULT_BASE_CACHE;
+    this.windows = new PackWindows(fd);
   }
 
   /**
@@ -307,7 +345,10 @@ export class PackIndexer {
     input.flush();
     this.packEnd = input.consumed - 20;
     this.checkpoint('pack-received');
-    if (count === 0) return { name: null, packPath: null, idxPath: null, count: 0, appended: 0, typeOf: () => null };
+    if (count === 0) {
+      const none = (): never => { throw new RangeError('empty pack'); };
+      return { name: null, packPath: null, idxPath: null, count: 0, appended: 0, typeAt: none, offsetAt: none };
+    }
 
     this.resolveDeltas();
     await this.fixThin();
@@ -374,20 +415,15 @@ export class PackIndexer {
     // more bytes than the client must still send: after the last entry comes
     // only the trailer, and the client waits for our answer.
     if (size <= SYNC_INFLATE_MAX && input.length > 0) {
-      let res: { buffer: Buffer; engine: zlib.Inflate } | null = null;
+      let res: { data: Buffer; consumed: number } | null;
       try {
-        res = zlib.inflateSync(input.peek(), { info: true, maxOutputLength: Math.max(size, 1) }) as unknown as { buffer: Buffer; engine: zlib.Inflate };
+        res = inflatePrefix(input.peek(), size);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'Z_BUF_ERROR') {
-          throw new PackIndexError(`inflate failed for the object at ${offset}: ${zlibMessage(err)}`);
-        }
+        throw new PackIndexError(`inflate failed for the object at ${offset}: ${zlibMessage(err)}`);
       }
       if (res) {
-        if (res.buffer.length !== size) {
-          throw new PackIndexError(`object at ${offset} inflates to ${res.buffer.length} bytes, expected ${size}`);
-        }
-        input.consume(res.engine.bytesWritten);
-        if (size > 0) sink(res.buffer);
+        input.consume(res.consumed);
+        if (size > 0) sink(res.data);
         return;
       }
     }
@@ -450,12 +486,10 @@ export class PackIndexer {
   /** Reads and inflates entry i's own data (a whole object, or a delta). */
   private inflated(i: number): Buffer {
     const off = this.e.offset[i]!;
-    const raw = preadAll(this.fd, off, this.e.end[i]! - off);
+    const raw = this.windows.read(off, this.e.end[i]! - off);
     const h = parseEntryHeader(raw, 0, off);
     try {
-      const out = zlib.inflateSync(raw.subarray(h.headerLength), { maxOutputLength: Math.max(h.size, 1) });
-      if (out.length !== h.size) throw new Error('size mismatch');
-      return out;
+      return inflateExactly(raw.subarray(h.headerLength), h.size);
     } catch (err) {
       throw new PackIndexError(`inflate failed for the object at ${off}: ${zlibMessage(err)}`);
     }
@@ -581,6 +615,7 @@ export class PackIndexer {
       const code = typeCode(obj.type);
       const entry = Buffer.concat([encodeEntryHeader(code, obj.data.length), zlib.deflateSync(obj.data, { level: 1 })]);
       writeAll(this.fd, entry, at);
+      this.windows.reset();
       const i = this.e.add(at, code, obj.data.length, -1);
       this.e.end[i] = at + entry.length;
       this.e.crc[i] = zlib.crc32(entry);
@@ -616,11 +651,9 @@ export class PackIndexer {
 
   private writeFiles(checksum: Buffer): IndexedPack {
     const n = this.e.n;
-    const entries: IdxEntry[] = new Array(n);
-    for (let i = 0; i < n; i++) entries[i] = { oid: this.e.oidBuf(i), crc: this.e.crc[i]!, offset: this.e.offset[i]! };
     let idx: Buffer;
     try {
-      idx = buildIdx(entries, checksum, this.opts.off32Limit ?? OFF32_LIMIT);
+      idx = buildIdx({ count: n, oids: this.e.oid, crcs: this.e.crc, offsets: this.e.offset }, checksum, this.opts.off32Limit ?? OFF32_LIMIT);
     } catch (err) {
       throw new PackIndexError((err as Error).message);
     }
@@ -640,14 +673,12 @@ export class PackIndexer {
     }
     fs.renameSync(tmpIdx, idxPath);
     this.checkpoint('idx-written');
-    const types = new Map<string, number>();
-    for (let i = 0; i < n; i++) types.set(this.e.oidHex(i), this.e.type[i]!);
+    const types = this.e.type.subarray(0, n);
+    const offsets = this.e.offset.subarray(0, n);
     return {
       name, packPath, idxPath, count: n, appended: this.appended,
-      typeOf: (oid: string) => {
-        const t = types.get(oid);
-        return t ? typeName(t) : null;
-      },
+      typeAt: (i: number) => typeName(types[i]!),
+      offsetAt: (i: number) => offsets[i]!,
     };
   }
 }

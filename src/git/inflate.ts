@@ -59,6 +59,40 @@ export function inflateExactly(input: Buffer, size: number): Buffer {
 }
 
 /**
+ * For a zlib stream followed by other data (a pack being received): inflates
+ * exactly `size` bytes and says how much input the stream took; null when
+ * the input ends before the stream does (the caller waits for more).
+ */
+export function inflatePrefix(input: Buffer, size: number): { data: Buffer; consumed: number } | null {
+  if (!handle || !state || size > 1 << 26) {
+    let r: { buffer: Buffer; engine: { bytesWritten: number } };
+    try {
+      r = zlib.inflateSync(input, { info: true, maxOutputLength: Math.max(size, 1) } as zlib.ZlibOptions) as unknown as typeof r;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') return null;
+      throw err;
+    }
+    if (r.buffer.length !== size) throw new Error(`inflated to ${r.buffer.length} bytes, expected ${size}`);
+    return { data: r.buffer, consumed: r.engine.bytesWritten };
+  }
+  const room = size + 1;
+  const out = Buffer.allocUnsafe(room);
+  failure = null;
+  handle.writeSync(zlib.constants.Z_FINISH, input, 0, input.length, out, 0, room);
+  if (failure !== null) {
+    const msg: string = failure;
+    setup();
+    if (msg === 'unexpected end of file') return null;
+    throw new Error(msg);
+  }
+  const produced = room - state[0]!;
+  const consumed = input.length - state[1]!;
+  handle.reset();
+  if (produced !== size) throw new Error(`inflated to ${produced === room ? 'more than ' + size : produced} bytes, expected ${size}`);
+  return { data: out.subarray(0, size), consumed };
+}
+
+/**
  * Deflating objects that must be sent whole (their delta base stays
  * behind), with one reused handle for the same reason as above. Level 1:
  * these are mostly source files, where it costs a few percent of size and

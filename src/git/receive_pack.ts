@@ -12,10 +12,11 @@
  */
 import * as path from 'node:path';
 import { ByteReader } from './byte_reader';
-import { Connectivity, ConnectivityError, type ObjectAccess } from './connectivity';
+import { Connectivity, ConnectivityError, type PackObjects } from './connectivity';
 import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
 import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
 import { ObjectCorruptError, ObjectStore } from './odb';
+import type { PackFile } from './pack';
 import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline';
 import { protectProblem, type ProtectRules } from './protect';
 import { Quarantine, cleanStale } from './quarantine';
@@ -138,19 +139,39 @@ async function readRequest(pkts: PktReader): Promise<Request> {
 }
 
 /** Objects of the quarantined pack first, then the repository's. */
-class PushObjects implements ObjectAccess {
-  constructor(private readonly pack: IndexedPack | null, private readonly incoming: ObjectStore | null, private readonly repo: ObjectStore) {}
+class PushObjects {
+  readonly pack: PackObjects | null = null;
+  private readonly file: PackFile | null = null;
 
-  isNew(oid: string): boolean {
-    return this.pack?.typeOf(oid) != null;
+  constructor(readonly indexed: IndexedPack | null, incoming: ObjectStore | null, readonly repo: ObjectStore) {
+    if (!indexed?.name || !incoming) return;
+    const file = incoming.packs[0];
+    if (!file || incoming.packs.length !== 1 || file.count !== indexed.count) throw new Error('quarantine does not hold the pack just indexed');
+    this.file = file;
+    this.pack = {
+      find: (name, off) => file.find(name, off),
+      type: (pos) => indexed.typeAt(pos),
+      read: (pos) => {
+        // Positions are pack order for both indexer and reader; a mismatch would be a bug, not bad input.
+        if (file.offsetOf(pos) !== indexed.offsetAt(pos)) throw new Error(`pack position ${pos} disagrees between indexer and reader`);
+        return incoming.readPacked(file, pos).data;
+      },
+    };
+  }
+
+  private pos(oid: string): number {
+    return this.file && this.pack ? this.pack.find(Buffer.from(oid, 'hex'), 0) : -1;
   }
 
   typeOf(oid: string): ObjectType | null {
-    return this.pack?.typeOf(oid) ?? this.repo.header(oid)?.type ?? null;
+    const pos = this.pos(oid);
+    if (pos >= 0) return this.pack!.type(pos);
+    return this.repo.header(oid)?.type ?? null;
   }
 
   read(oid: string): { type: ObjectType; data: Buffer } | null {
-    if (this.incoming && this.isNew(oid)) return this.incoming.read(oid);
+    const pos = this.pos(oid);
+    if (pos >= 0) return { type: this.pack!.type(pos), data: this.pack!.read(pos) };
     return this.repo.read(oid);
   }
 }
@@ -362,7 +383,7 @@ class Session {
   private checkCommands(commands: Command[], objects: PushObjects): void {
     const head = this.repo.refs.head();
     const tips = (): string[] => this.repo.refs.list('refs/').map((r) => r.oid);
-    const conn = new Connectivity(objects, (oid) => objects.isNew(oid), tips);
+    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, tips);
     for (const c of commands) {
       if (c.error) continue;
       if (c.new === ZERO_OID) {

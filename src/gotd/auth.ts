@@ -50,14 +50,15 @@ function main(): void {
 
   process.on('message', (raw: unknown) => {
     const msg = parseMessage(toAuthSchema, raw);
-    if (!msg) { log.error('malformed message from parent; exiting'); process.exit(3); }
+    // A malformed message is the sender's problem: it gets no answer (its session times out).
+    if (!msg) { log.error('malformed message from parent ignored'); return; }
     if (msg.type === 'config') {
       try {
         config = validateConfig(msg.config);
         secrets = msg.secrets === null || msg.secrets === undefined ? NO_SECRETS : validateSecrets(msg.secrets);
       } catch (e) {
-        log.error(`configuration from parent refused: ${(e as Error).message}`);
-        process.exit(3);
+        log.error(`configuration from parent refused, keeping the old one: ${(e as Error).message}`);
+        return;
       }
       send({ type: 'configured' });
       return;

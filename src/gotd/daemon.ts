@@ -93,10 +93,11 @@ export class Daemon {
     });
   }
 
-  /** Starts auth and listen; resolves once gotd.sock accepts. */
+  /** Starts auth and listen; resolves once gotd.sock accepts (rejects after 20 s). */
   start(): Promise<void> {
-    return new Promise((resolve) => {
-      this.onListening = resolve;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('listen did not start within 20s')), 20_000);
+      this.onListening = () => { clearTimeout(t); resolve(); };
       this.auth.start();
       this.listen.start();
     });
@@ -249,7 +250,7 @@ export class Daemon {
         else throw e;
       }
     }
-    if (!note) crossCheck(config, secrets, path);
+    if (!note && this.o.secretsPath) crossCheck(config, secrets, path);
     this.config = config;
     this.configRaw = raw;
     this.secretsRaw = secretsRaw;

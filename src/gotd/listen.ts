@@ -58,19 +58,18 @@ function main(): void {
 
   process.on('message', (raw: unknown, handle: unknown) => {
     const msg = parseMessage(toListenSchema, raw);
-    if (!msg) { log.error('malformed message from parent; exiting'); process.exit(3); }
+    if (!msg) { log.error('malformed message from parent ignored'); return; }
     switch (msg.type) {
       case 'config':
         try {
           config = validateConfig(msg.config);
+          daemonUid = msg.daemonUid;
         } catch (e) {
-          log.error(`configuration from parent refused: ${(e as Error).message}`);
-          process.exit(3);
+          log.error(`configuration from parent refused, keeping the old one: ${(e as Error).message}`);
         }
-        daemonUid = msg.daemonUid;
         break;
       case 'server':
-        if (!config || typeof handle !== 'object' || handle === null) { log.error('listening socket without configuration'); process.exit(3); }
+        if (!config || typeof handle !== 'object' || handle === null) { log.error('listening socket without configuration ignored'); return; }
         listeners.push(startUnixListener(ctx, handle));
         log.info(`listening on ${msg.path}`);
         send({ type: 'listening', path: msg.path });

@@ -103,7 +103,10 @@ async function main(): Promise<void> {
     acct = account(loaded.config.user, isRoot);
     const owner = acct ?? { uid: process.getuid!(), gid: process.getgid!() };
     if (o.secretsPath) ({ secrets, raw: secretsRaw } = loadSecrets(o.secretsPath, owner));
-    crossCheck(loaded.config, secrets, o.configPath);
+    if (o.secretsPath) crossCheck(loaded.config, secrets, o.configPath);
+    else if (loaded.config.repositories.some((r) => r.notify?.http.some((h) => h.hmac !== undefined || h.auth !== undefined))) {
+      process.stderr.write(`gotd: warning: ${o.configPath}: notifications name secrets, but there is no secrets file\n`);
+    }
   } catch (e) {
     if (e instanceof ConfigError) die(e.message);
     throw e;
@@ -175,7 +178,12 @@ async function main(): Promise<void> {
     code = 1;
     void daemon.stop().then(() => process.exit(1));
   });
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (e) {
+    await daemon.stop();
+    die((e as Error).message);
+  }
   log.info(`gotd ${process.pid} serving ${config.repositories.length} repositories on ${config.listen}`);
   if (process.env[DETACHED]) {
     process.send?.({ ready: true });

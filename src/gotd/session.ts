@@ -81,6 +81,7 @@ export class Session {
       if (checks !== null) this.deps.gate?.leave(checks);
     }
     this.user = d.user;
+    this.deps.log.debug(`session ${this.id}: auth answered in ${Date.now() - this.started}ms`);
     if (this.over) return;
     if (this.web && !d.authenticated) this.deps.authFailed?.(this.web.request.address);
     // Over WebSocket, a "no" to anonymous or to wrong credentials is 401: the client may then log in.
@@ -132,6 +133,7 @@ export class Session {
     worker.on('message', (raw: unknown) => {
       const msg = parseMessage(fromWorkerSchema, raw);
       if (!msg) { this.outcome = 'malformed message from worker'; worker.kill('SIGKILL'); return; }
+      if (msg.type === 'ready') log.debug(`session ${this.id}: worker ${worker.pid} ready ${Date.now() - this.started}ms after the request`);
       if (msg.type === 'done') {
         this.done = msg;
         // It reported; it has no business staying around.

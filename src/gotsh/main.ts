@@ -8,7 +8,7 @@
 import * as net from 'node:net';
 import { errPkt } from '../git/pktline';
 import { encodeLine, parseJson, readLine } from '../ipc/line';
-import { gitReplySchema, parseMessage, type GitRequest } from '../ipc/messages';
+import type { GitRequest } from '../ipc/messages';
 import { parseInvocation, type Invocation } from './command';
 
 export const DEFAULT_SOCKET = '/var/run/gotd.sock';
@@ -16,12 +16,21 @@ export const DEFAULT_SOCKET = '/var/run/gotd.sock';
 const REPLY_TIMEOUT_MS = 120_000;
 
 function fail(reason: string, toGit = true): never {
-  // stderr first, then the ERR packet (writes to pipes are synchronous on Linux), so that
-  // git's "remote error" line follows ours.
   process.stderr.write(`gotsh: ${reason}\n`);
-  if (toGit && !process.stdout.isTTY) process.stdout.write(errPkt(reason));
-  process.exit(1);
+  if (!toGit || process.stdout.isTTY) process.exit(1);
+  // Over ssh our stderr and stdout travel as separate streams; a moment between them
+  // keeps the order fixed: our line, then git's "remote error: ...".
+  process.stdin.pause();
+  setTimeout(() => process.stdout.write(errPkt(reason), () => process.exit(1)), 100);
+  return halt();
 }
+
+/** Stops the caller without exiting (a refusal is on its way out). */
+function halt(): never {
+  throw new Halt();
+}
+
+class Halt extends Error {}
 
 /** The name gotsh was run by: node keeps the path as invoked (a git-upload-pack symlink) in argv[1]. */
 function argv0(): string {
@@ -31,10 +40,11 @@ function argv0(): string {
 async function session(inv: Invocation): Promise<void> {
   const sockPath = process.env.GOTD_UNIX_SOCKET || DEFAULT_SOCKET;
   const sock = net.connect({ path: sockPath, allowHalfOpen: true });
-  await new Promise<void>((resolve) => {
-    sock.once('connect', resolve);
-    sock.once('error', (e: NodeJS.ErrnoException) => fail(`cannot connect to gotd at ${sockPath}: ${e.code ?? e.message}`));
+  const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    sock.once('connect', () => resolve(null));
+    sock.once('error', resolve);
   });
+  if (err) fail(`cannot connect to gotd at ${sockPath}: ${err.code ?? err.message}`);
   sock.removeAllListeners('error');
   sock.on('error', (e: NodeJS.ErrnoException) => { process.stderr.write(`gotsh: connection to gotd: ${e.code ?? e.message}\n`); process.exit(1); });
 
@@ -44,6 +54,9 @@ async function session(inv: Invocation): Promise<void> {
     ...(inv.asUser !== undefined ? { user: inv.asUser } : {}),
   };
   sock.write(encodeLine(req));
+  // Loading the schemas (zod) takes a while; it happens while gotd starts the session.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { gitReplySchema, parseMessage } = require('../ipc/messages') as typeof import('../ipc/messages');
 
   let reply;
   try {
@@ -72,7 +85,9 @@ async function session(inv: Invocation): Promise<void> {
 function main(): void {
   const inv = parseInvocation(argv0(), process.argv.slice(2), process.env);
   if ('error' in inv) fail(inv.error, false);
-  void session(inv);
+  session(inv).catch((e: unknown) => {
+    if (!(e instanceof Halt)) { process.stderr.write(`gotsh: ${(e as Error).message}\n`); process.exit(1); }
+  });
 }
 
 main();

@@ -54,6 +54,8 @@ export function nodeFlags(repoPath: string, write: boolean, heapMb: number): str
     '--disallow-code-generation-from-strings',
     '--disable-warning=ExperimentalWarning',
     `--max-old-space-size=${heapMb}`,
+    // A small young generation keeps a reader's resident size down (measured by make bench).
+    ...(write ? [] : ['--max-semi-space-size=1']),
   ];
 }
 
