@@ -8,8 +8,8 @@ import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsckStrict, git, gitEnv, mkrepo, refsOf, tmpdir } from './lib/util';
-import { clone, lsRemote, UPLOAD_PACK } from './lib/upload';
+import { BUILD, fsckStrict, git, gitEnv, mkrepo, refsOf, tmpdir } from './lib/util';
+import { clone, lsRemote, UPLOAD_PACK, UPLOAD_PACK_JS } from './lib/upload';
 
 const PROTOCOLS = [0, 1, 2] as const;
 
@@ -143,6 +143,7 @@ t.test('ls-remote with and without ref prefixes', async (t) => {
   for (const p of PROTOCOLS) {
     t.equal(lsRemote(src, ['--symref'], { protocol: p }), lsRemote(src, ['--symref'], { server: 'stock', protocol: p }), `v${p}: --symref`);
   }
+  t.equal(lsRemote(src, ['-o', 'some-option', '-o', 'another'], { protocol: 2 }), stock, 'v2 server options are accepted');
 });
 
 t.test('include-tag: a single-branch clone follows the tags into its history', async (t) => {
@@ -156,5 +157,16 @@ t.test('include-tag: a single-branch clone follows the tags into its history', a
     t.match(refsOf(ours), /refs\/tags\/v1\.0\.0/, `v${p}: release tags followed`);
     t.notMatch(refsOf(ours), /maint/, `v${p}: other branches not fetched`);
     t.equal(fsckStrict(ours), '');
+  }
+});
+
+t.test("under Node's permission model: read access to the build and the repository only", async (t) => {
+  const src = mkrepo(['--preset', 'small']);
+  const confined = `env -u NODE_OPTIONS node --no-warnings --experimental-permission --allow-fs-read=${BUILD}/ --allow-fs-read=${src}/ ${UPLOAD_PACK_JS}`;
+  for (const [p, extra] of [[2, []], [0, ['--depth', '2', '--no-single-branch']]] as const) {
+    const dest = path.join(tmpdir(), 'confined.git');
+    git(['-c', `protocol.version=${p}`, 'clone', '-q', '--mirror', `--upload-pack=${confined}`, ...extra, `file://${src}`, dest]);
+    if (extra.length === 0) t.equal(refsOf(dest), refsOf(src), `v${p}: refs identical`);
+    t.equal(fsckStrict(dest), '', `v${p}: fsck --strict clean`);
   }
 });

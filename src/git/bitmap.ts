@@ -44,48 +44,58 @@ export function orInto(dst: Bits, src: Bits): void {
   for (let i = 0; i < src.length; i++) dst[i]! |= src[i]!;
 }
 
-/** Decodes one EWAH bitmap at buf[at]; returns the bits and the offset just past it. */
-export function decodeEwah(buf: Buffer, at: number, maxBits: number): { bits: Bits; end: number } {
+/**
+ * Decodes one EWAH bitmap at buf[at], XORing it into `into` (which starts
+ * zeroed for a plain decode): the form bitmaps are stored in, each against a
+ * nearby one, resolves in one pass per link of the chain.
+ */
+export function xorEwahInto(buf: Buffer, at: number, maxBits: number, into: Bits): void {
   if (at + 8 > buf.length) throw new BitmapError('EWAH header truncated');
   const nbits = buf.readUInt32BE(at);
   const nwords = buf.readUInt32BE(at + 4);
   const wordsAt = at + 8;
-  const end = wordsAt + nwords * 8 + 4;
-  if (end > buf.length) throw new BitmapError('EWAH bitmap truncated');
+  if (wordsAt + nwords * 8 + 4 > buf.length) throw new BitmapError('EWAH bitmap truncated');
   // Bitmaps are written in whole 64-bit words; bits past the object count must be clear.
   if (nbits > Math.ceil(maxBits / 64) * 64) throw new BitmapError(`EWAH bitmap of ${nbits} bits for ${maxBits} objects`);
-  const bits = newBits(maxBits);
-  const limit = bits.length; // in 32-bit words
+  const limit = into.length; // in 32-bit words
   let w = 0; // output position in 32-bit words
-  let i = 0;
-  while (i < nwords) {
-    const hi = buf.readUInt32BE(wordsAt + i * 8);
-    const lo = buf.readUInt32BE(wordsAt + i * 8 + 4);
-    i++;
-    const runBit = lo & 1;
-    // running length: bits 1..32 of the 64-bit word; literal count: bits 33..63.
+  let p = wordsAt;
+  const endWords = wordsAt + nwords * 8;
+  while (p < endWords) {
+    const hi = buf.readUInt32BE(p);
+    const lo = buf.readUInt32BE(p + 4);
+    p += 8;
+    // running bit: bit 0; running length: bits 1..32; literal words: bits 33..63.
     const runLen = (lo >>> 1) + (hi & 1) * 0x80000000;
     const literals = hi >>> 1;
     if (runLen > 0) {
       if (w + runLen * 2 > limit + 1) throw new BitmapError('EWAH run beyond the bitmap');
-      if (runBit) bits.fill(0xffffffff, w, Math.min(limit, w + runLen * 2));
+      if (lo & 1) {
+        const stop = Math.min(limit, w + runLen * 2);
+        for (let k = w; k < stop; k++) into[k] = ~into[k]!;
+      }
       w += runLen * 2;
     }
-    if (i + literals > nwords) throw new BitmapError('EWAH literals beyond the bitmap');
-    for (let k = 0; k < literals; k++, i++) {
-      const h = buf.readUInt32BE(wordsAt + i * 8);
-      const l = buf.readUInt32BE(wordsAt + i * 8 + 4);
-      if (w < limit) bits[w] = l;
+    if (p + literals * 8 > endWords) throw new BitmapError('EWAH literals beyond the bitmap');
+    for (let k = 0; k < literals; k++, p += 8, w += 2) {
+      const h = buf.readUInt32BE(p);
+      const l = buf.readUInt32BE(p + 4);
+      if (w < limit) into[w]! ^= l;
       else if (l !== 0) throw new BitmapError('EWAH literal beyond the bitmap');
-      if (w + 1 < limit) bits[w + 1] = h;
+      if (w + 1 < limit) into[w + 1]! ^= h;
       else if (h !== 0) throw new BitmapError('EWAH literal beyond the bitmap');
-      w += 2;
     }
   }
   // Bits past the object count would name objects that do not exist.
   const tail = maxBits & 31;
-  if (tail && limit > 0) bits[limit - 1]! &= 2 ** tail - 1;
-  return { bits, end };
+  if (tail && limit > 0) into[limit - 1]! &= 2 ** tail - 1;
+}
+
+/** Decodes one EWAH bitmap at buf[at]. */
+export function decodeEwah(buf: Buffer, at: number, maxBits: number): Bits {
+  const bits = newBits(maxBits);
+  xorEwahInto(buf, at, maxBits, bits);
+  return bits;
 }
 
 interface Entry {
@@ -157,7 +167,7 @@ export class PackBitmap {
 
   /** Every object of one type: 0 commits, 1 trees, 2 blobs, 3 tags. */
   typeBits(t: 0 | 1 | 2 | 3): Bits {
-    return decodeEwah(this.buf, this.typeAt[t]!, this.pack.count).bits;
+    return decodeEwah(this.buf, this.typeAt[t]!, this.pack.count);
   }
 
   /** Does the commit at this .idx position have a bitmap? */
@@ -174,7 +184,7 @@ export class PackBitmap {
   private entryBits(e: number): Bits {
     const hit = this.decoded.get(e);
     if (hit) return hit;
-    // Resolve the XOR chain iteratively from its oldest undecoded base.
+    // The XOR chain, followed back to a decoded bitmap or a plain one.
     const chain: number[] = [];
     let cur = e;
     let base: Bits | null = null;
@@ -187,15 +197,10 @@ export class PackBitmap {
       if (x === 0) break;
       cur -= x;
     }
-    let bits: Bits = base ?? newBits(0);
-    for (let k = chain.length - 1; k >= 0; k--) {
-      const idx = chain[k]!;
-      const own = decodeEwah(this.buf, this.entries[idx]!.at, this.pack.count).bits;
-      if (bits.length === own.length) for (let i = 0; i < own.length; i++) own[i]! ^= bits[i]!;
-      bits = own;
-      // Keep what a later lookup is likely to need; tips are few.
-      if (this.decoded.size < 256) this.decoded.set(idx, bits);
-    }
+    const bits = base ? base.slice() : newBits(this.pack.count);
+    for (let k = chain.length - 1; k >= 0; k--) xorEwahInto(this.buf, this.entries[chain[k]!]!.at, this.pack.count, bits);
+    if (this.decoded.size < 256) this.decoded.set(e, bits);
     return bits;
   }
+
 }

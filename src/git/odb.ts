@@ -9,8 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { applyDelta, deltaHeaderSize } from './delta';
-import { noteAllocation } from './gc';
-import { inflateExactly } from './inflate';
+import { inflateExactly } from './zlib_handle';
 import { MultiPackIndex } from './midx';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, isObjectType, typeCode, typeName, type ObjectType } from './object';
 import { PackError, PackFile, parseEntryHeader, type EntryHeader } from './pack';
@@ -93,7 +92,6 @@ function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
   } catch (err) {
     throw new ObjectCorruptError(`${what()}: ${(err as Error).message}`);
   }
-  noteAllocation(size);
   return out;
 }
 

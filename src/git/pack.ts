@@ -42,7 +42,7 @@ export class PackFile {
   readonly version: number;
   private order: Uint32Array | null = null;    // pack position -> index position
   private rank: Uint32Array | null = null;     // index position -> pack position
-  private offsets: Float64Array | null = null; // pack position -> offset; [count] = end of last entry
+  private offsets: Float64Array | Uint32Array | null = null; // pack position -> offset; [count] = end of last entry
   private closed = false;
   private blocks = new Map<number, Buffer>();
 
@@ -68,11 +68,18 @@ export class PackFile {
   /** Opens pack-X.pack with pack-X.idx; throws PackError or an fs error when either is unusable. */
   static open(packPath: string): PackFile {
     const idx = PackIndex.load(packPath.replace(/\.pack$/, '.idx'));
-    const fd = fs.openSync(packPath, 'r');
+    let fd: number;
+    try {
+      fd = fs.openSync(packPath, 'r');
+    } catch (err) {
+      idx.close();
+      throw err;
+    }
     try {
       return new PackFile(packPath, idx, fd);
     } catch (err) {
       fs.closeSync(fd);
+      idx.close();
       throw err;
     }
   }
@@ -85,22 +92,24 @@ export class PackFile {
     if (!this.closed) {
       this.closed = true;
       fs.closeSync(this.fd);
+      this.idx.close();
     }
   }
 
   /** Builds (or loads from a .rev file) the mapping between index and pack order. */
   private buildOrder(): void {
     const n = this.count;
-    const order = this.loadRev() ?? this.sortByOffset();
-    const offsets = new Float64Array(n + 1);
+    const sorted = this.loadRev() ?? this.sortByOffset();
+    const order = sorted.order;
+    const keys = sorted.offsets;
+    const offsets = this.size < 2 ** 32 ? new Uint32Array(n + 1) : new Float64Array(n + 1);
     const rank = new Uint32Array(n);
     let prev = -1;
     for (let p = 0; p < n; p++) {
-      const i = order[p]!;
-      const off = this.idx.offset(i);
+      const off = keys ? keys[p]! : this.idx.offset(order[p]!);
       if (off <= prev || off < 12) throw new PackError(`${this.packPath}: index offsets not strictly increasing in pack order`);
       offsets[p] = prev = off;
-      rank[i] = p;
+      rank[order[p]!] = p;
     }
     offsets[n] = this.size - 20;
     if (prev >= this.size - 20) throw new PackError(`${this.packPath}: index offset beyond end of pack`);
@@ -109,42 +118,46 @@ export class PackFile {
     this.offsets = offsets;
   }
 
-  private sortByOffset(): Uint32Array {
+  /** Index positions in pack order (and, when cheap, their offsets in that order). */
+  private sortByOffset(): { order: Uint32Array; offsets: Uint32Array | null } {
     const n = this.count;
     const idx = this.idx;
-    if (this.size < 2 ** 32) {
-      // Offsets fit 32 bits: two passes of a 16-bit radix sort, linear and
+    const raw = idx.offsets32();
+    if (raw) {
+      // Offsets fit 31 bits: two passes of a 16-bit radix sort, linear and
       // much faster than a comparison sort in a process that lives a second.
-      const keys = new Uint32Array(n);
-      for (let i = 0; i < n; i++) keys[i] = idx.offset(i);
+      const keys = raw;
       const order = new Uint32Array(n);
       for (let i = 0; i < n; i++) order[i] = i;
       const tmpKeys = new Uint32Array(n);
       const tmpOrder = new Uint32Array(n);
       const count = new Uint32Array(65537);
-      for (const shift of [0, 16]) {
-        const [srcK, srcO, dstK, dstO] = shift === 0 ? [keys, order, tmpKeys, tmpOrder] : [tmpKeys, tmpOrder, keys, order];
-        count.fill(0);
-        for (let i = 0; i < n; i++) count[((srcK[i]! >>> shift) & 0xffff) + 1]!++;
-        for (let d = 1; d <= 65536; d++) count[d]! += count[d - 1]!;
-        for (let i = 0; i < n; i++) {
-          const d = (srcK[i]! >>> shift) & 0xffff;
-          const at = count[d]!++;
-          dstK[at] = srcK[i]!;
-          dstO[at] = srcO[i]!;
-        }
+      for (let i = 0; i < n; i++) count[(keys[i]! & 0xffff) + 1]!++;
+      for (let d = 1; d <= 65536; d++) count[d]! += count[d - 1]!;
+      for (let i = 0; i < n; i++) {
+        const at = count[keys[i]! & 0xffff]!++;
+        tmpKeys[at] = keys[i]!;
+        tmpOrder[at] = i;
       }
-      return order;
+      count.fill(0);
+      for (let i = 0; i < n; i++) count[(tmpKeys[i]! >>> 16) + 1]!++;
+      for (let d = 1; d <= 65536; d++) count[d]! += count[d - 1]!;
+      for (let i = 0; i < n; i++) {
+        const at = count[tmpKeys[i]! >>> 16]!++;
+        keys[at] = tmpKeys[i]!;
+        order[at] = tmpOrder[i]!;
+      }
+      return { order, offsets: keys };
     }
     const offs = new Float64Array(n);
     for (let i = 0; i < n; i++) offs[i] = idx.offset(i);
     const order = new Uint32Array(n);
     for (let i = 0; i < n; i++) order[i] = i;
-    return order.sort((a, b) => offs[a]! - offs[b]!);
+    return { order: order.sort((a, b) => offs[a]! - offs[b]!), offsets: null };
   }
 
   /** A pack-X.rev reverse index (gitformat-pack(5)), if present and sane. */
-  private loadRev(): Uint32Array | null {
+  private loadRev(): { order: Uint32Array; offsets: null } | null {
     const file = this.packPath.replace(/\.pack$/, '.rev');
     if (!fs.existsSync(file)) return null;
     let buf: Buffer;
@@ -162,7 +175,7 @@ export class PackFile {
       if (v >= n) return null;
       order[p] = v;
     }
-    return order;
+    return { order, offsets: null };
   }
 
   /** Pack position of index position i. */

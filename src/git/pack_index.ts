@@ -3,15 +3,19 @@
  * names, CRC32 of every packed entry, 31-bit offsets with a 64-bit overflow
  * table, then the pack's and the index's checksums.
  *
- * Lookups by binary object name are the hot path of every object walk, so
- * the first four bytes of each name are kept in a typed array and compared
- * as integers before the name itself is looked at.
+ * The file is read lazily: a session that looks up a few objects (ls-refs,
+ * or a clone answered from a reachability bitmap) reads them with pread and
+ * never holds the index, so its memory does not grow with the repository.
+ * A walk, which looks up every tree entry it meets, loads the whole file
+ * once and builds a hash table on the first four bytes of each name.
  */
 import * as fs from 'node:fs';
 
 const IDX_MAGIC = 0xff744f63; // "\377tOc"
 const HEADER = 8;
 const FANOUT = 256 * 4;
+/** Lookups answered by binary search on the file before the index is loaded and hashed. */
+const LAZY_LOOKUPS = 512;
 
 export class PackIndexError extends Error {
   override name = 'PackIndexError';
@@ -22,24 +26,32 @@ export class PackIndex {
   /** Checksum of the pack this index describes (its trailer). */
   readonly packChecksum: Buffer;
   private readonly fanout: Uint32Array;
-  /** First four bytes of every name, built with the hash table. */
-  private prefix: Uint32Array = new Uint32Array(0);
-  private lookups = 0;
   private readonly shaOff = HEADER + FANOUT;
   private readonly crcOff: number;
   private readonly offOff: number;
   private readonly bigOff: number;
   private readonly bigCount: number;
+  /** The whole file, once something needs it in bulk. */
+  private full: Buffer | null = null;
+  private fd: number | null;
+  private lookups = 0;
+  /** First four bytes of every name, built with the hash table. */
+  private prefix: Uint32Array = new Uint32Array(0);
+  /** Open-addressing table: first four bytes of a name (uniform: it is a hash) -> position + 1. */
+  private table: Int32Array | null = null;
+  private tableShift = 0;
 
-  constructor(readonly buf: Buffer, readonly path = '(memory)') {
-    if (buf.length < HEADER + FANOUT + 40) throw new PackIndexError(`${path}: index file too small`);
-    if (buf.readUInt32BE(0) !== IDX_MAGIC) throw new PackIndexError(`${path}: not a version 2 pack index`);
-    const version = buf.readUInt32BE(4);
+  private constructor(readonly path: string, fd: number | null, size: number, head: Buffer, full: Buffer | null) {
+    this.fd = fd;
+    this.full = full;
+    if (size < HEADER + FANOUT + 40 || head.length < HEADER + FANOUT) throw new PackIndexError(`${path}: index file too small`);
+    if (head.readUInt32BE(0) !== IDX_MAGIC) throw new PackIndexError(`${path}: not a version 2 pack index`);
+    const version = head.readUInt32BE(4);
     if (version !== 2) throw new PackIndexError(`${path}: unsupported pack index version ${version}`);
     this.fanout = new Uint32Array(256);
     let prev = 0;
     for (let i = 0; i < 256; i++) {
-      const v = buf.readUInt32BE(HEADER + i * 4);
+      const v = head.readUInt32BE(HEADER + i * 4);
       if (v < prev) throw new PackIndexError(`${path}: fan-out table not monotonic`);
       this.fanout[i] = prev = v;
     }
@@ -47,34 +59,77 @@ export class PackIndex {
     this.crcOff = this.shaOff + 20 * n;
     this.offOff = this.crcOff + 4 * n;
     this.bigOff = this.offOff + 4 * n;
-    const rest = buf.length - 40 - this.bigOff;
+    const rest = size - 40 - this.bigOff;
     if (rest < 0 || rest % 8 !== 0) throw new PackIndexError(`${path}: index size does not match its object count`);
     this.bigCount = rest / 8;
-    this.packChecksum = buf.subarray(buf.length - 40, buf.length - 20);
+    this.size = size;
+    this.packChecksum = Buffer.from(this.bytes(size - 40, 20));
   }
 
+  private readonly size: number;
+
+  /** Opens an .idx file, reading only its header and trailer for now. */
   static load(path: string): PackIndex {
-    return new PackIndex(fs.readFileSync(path), path);
+    const fd = fs.openSync(path, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const head = Buffer.alloc(Math.min(size, HEADER + FANOUT));
+      fs.readSync(fd, head, 0, head.length, 0);
+      return new PackIndex(path, fd, size, head, null);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
   }
 
-  /**
-   * Open-addressing table from the first four bytes of a name (uniform, it
-   * is a hash) to index position + 1. Built on first lookup; a walk looks up
-   * every tree entry it meets, millions for a big history.
-   */
-  private table: Int32Array | null = null;
-  private tableShift = 0;
+  /** An index held in memory (tests, and indexes being written). */
+  static fromBuffer(buf: Buffer, path = '(memory)'): PackIndex {
+    return new PackIndex(path, null, buf.length, buf, buf);
+  }
+
+  close(): void {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  /** The whole file (loaded on first use; the descriptor is closed then). */
+  private get buf(): Buffer {
+    if (this.full) return this.full;
+    const buf = Buffer.allocUnsafeSlow(this.size);
+    let done = 0;
+    while (done < this.size) {
+      const k = fs.readSync(this.fd!, buf, done, this.size - done, done);
+      if (k === 0) throw new PackIndexError(`${this.path}: index file shrank`);
+      done += k;
+    }
+    this.full = buf;
+    this.close();
+    return buf;
+  }
+
+  /** len bytes at `at`: from memory once loaded, else by pread. */
+  private bytes(at: number, len: number): Buffer {
+    if (this.full) return this.full.subarray(at, at + len);
+    const b = Buffer.allocUnsafe(len);
+    if (fs.readSync(this.fd!, b, 0, len, at) !== len) throw new PackIndexError(`${this.path}: index file truncated`);
+    return b;
+  }
 
   private buildTable(): Int32Array {
-    const prefix = this.prefix = new Uint32Array(this.count);
-    for (let i = 0; i < this.count; i++) prefix[i] = this.buf.readUInt32BE(this.shaOff + 20 * i);
+    const n = this.count;
+    const b = this.buf;
+    const prefix = this.prefix = new Uint32Array(n);
     let bits = 1;
-    while ((1 << bits) < this.count * 2) bits++;
+    while ((1 << bits) < n * 1.5) bits++; // load factor at most 2/3
     const table = new Int32Array(1 << bits);
     const mask = table.length - 1;
     const shift = 32 - bits;
-    for (let i = 0; i < this.count; i++) {
-      let h = this.prefix[i]! >>> shift;
+    for (let i = 0, at = this.shaOff; i < n; i++, at += 20) {
+      const p = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+      prefix[i] = p;
+      let h = p >>> shift;
       while (table[h] !== 0) h = (h + 1) & mask;
       table[h] = i + 1;
     }
@@ -90,8 +145,7 @@ export class PackIndex {
     let hi = this.fanout[b0]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const s = this.shaOff + 20 * mid;
-      const c = this.buf.compare(name, off, off + 20, s, s + 20);
+      const c = this.bytes(this.shaOff + 20 * mid, 20).compare(name, off, off + 20);
       if (c === 0) return mid;
       if (c < 0) lo = mid + 1;
       else hi = mid;
@@ -101,7 +155,7 @@ export class PackIndex {
 
   /** Position of the object whose 20-byte name starts at name[off], or -1. */
   find(name: Buffer, off = 0): number {
-    if (!this.table && ++this.lookups <= 512) return this.search(name, off);
+    if (!this.table && ++this.lookups <= LAZY_LOOKUPS) return this.search(name, off);
     const table = this.table ?? this.buildTable();
     const mask = table.length - 1;
     const p = ((name[off]! << 24) | (name[off + 1]! << 16) | (name[off + 2]! << 8) | name[off + 3]!) >>> 0;
@@ -127,26 +181,40 @@ export class PackIndex {
   }
 
   oid(i: number): string {
-    const s = this.shaOff + 20 * i;
-    return this.buf.toString('hex', s, s + 20);
+    return this.bytes(this.shaOff + 20 * i, 20).toString('hex');
   }
 
-  /** The 20-byte name of entry i (a view, not a copy). */
+  /** The 20-byte name of entry i (do not keep it: it may be a view into the index). */
   oidBytes(i: number): Buffer {
-    const s = this.shaOff + 20 * i;
-    return this.buf.subarray(s, s + 20);
+    return this.bytes(this.shaOff + 20 * i, 20);
   }
 
   crc32(i: number): number {
-    return this.buf.readUInt32BE(this.crcOff + 4 * i);
+    return this.bytes(this.crcOff + 4 * i, 4).readUInt32BE(0);
+  }
+
+  /**
+   * All offsets as a fresh Uint32Array when none needs the 64-bit table
+   * (packs under 2 GiB), read with one byte swap per entry; else null.
+   */
+  offsets32(): Uint32Array | null {
+    if (this.bigCount > 0) return null;
+    const n = this.count;
+    const out = new Uint32Array(n);
+    const b = this.buf;
+    let at = this.offOff;
+    for (let i = 0; i < n; i++, at += 4) {
+      out[i] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+    }
+    return out;
   }
 
   offset(i: number): number {
-    const v = this.buf.readUInt32BE(this.offOff + 4 * i);
+    const v = this.bytes(this.offOff + 4 * i, 4).readUInt32BE(0);
     if (v < 0x80000000) return v;
     const k = v & 0x7fffffff;
     if (k >= this.bigCount) throw new PackIndexError(`${this.path}: 64-bit offset ${k} out of range`);
-    const big = this.buf.readBigUInt64BE(this.bigOff + 8 * k);
+    const big = this.bytes(this.bigOff + 8 * k, 8).readBigUInt64BE(0);
     if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new PackIndexError(`${this.path}: offset too large`);
     return Number(big);
   }

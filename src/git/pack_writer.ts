@@ -12,7 +12,7 @@
  */
 import * as zlib from 'node:zlib';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode } from './object';
-import { deflate } from './inflate';
+import { deflate } from './zlib_handle';
 import { ObjectCorruptError, type ObjectStore } from './odb';
 import { encodeEntryHeader, encodeOfsDelta, parseEntryHeader, type PackFile } from './pack';
 import { F_HAVE, F_SEND, type ObjectSelection } from './object_walk';
@@ -88,9 +88,10 @@ export class PackWriter {
     const only = wanted.size === 1 ? [...wanted][0]! : null;
     if (only && only[1] === only[0].count && only[1] === this.sel.count && this.opts.ofsDelta && only[0].version === 2) {
       // The whole repository is one pack and all of it is wanted (a clone):
-      // the answer is that pack, byte for byte. Its own trailer checks it.
+      // the answer is that pack, byte for byte.
+      this.out.skipChecksum();
       await this.copyPackBody(only[0]);
-      await this.out.finishPack(only[0].idx.packChecksum);
+      await this.out.finishPackWith(only[0].idx.packChecksum);
       this.stats.bytes = this.outPos + 20;
       return this.stats;
     }
@@ -120,9 +121,10 @@ export class PackWriter {
   }
 
   /**
-   * The body of a pack, as stored, in window-sized reads. Corruption shows
-   * as a checksum mismatch at the end, which withholds the trailer, so the
-   * client never accepts the pack.
+   * The body of a pack, as stored, in window-sized reads, under its stored
+   * trailer (PackFile checked at open that the .idx names the same one).
+   * Any damage to the stored bytes fails the client's checksum, so a
+   * corrupt pack is never accepted.
    */
   private async copyPackBody(pack: PackFile): Promise<void> {
     const end = pack.size - 20;

@@ -58,12 +58,15 @@ export class RefStore {
 
   constructor(readonly gitDir: string, private readonly objects?: ObjectStore) {}
 
-  private readLoose(name: string): LooseRef | null {
+  private readLoose(name: string, known?: ReadonlySet<string>): LooseRef | null {
+    const file = path.join(this.gitDir, name);
+    // Most refs are packed: look before reading, a failed read costs an exception.
+    if (known ? !known.has(name) : !fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return null;
     let text: string;
     try {
-      text = fs.readFileSync(path.join(this.gitDir, name), 'latin1');
+      text = fs.readFileSync(file, 'latin1');
     } catch {
-      return null;
+      return null; // deleted since
     }
     const line = text.replace(/\n$/, '');
     if (line.startsWith('ref: ')) {
@@ -157,10 +160,15 @@ export class RefStore {
     // Only walk the part of refs/ that can match.
     const slash = prefix.lastIndexOf('/');
     const base = prefix.startsWith('refs/') && slash >= 4 ? prefix.slice(0, slash) : 'refs';
-    this.walkLoose(base, (name) => { if (name.startsWith(prefix)) names.add(name); });
+    const loose = new Set<string>();
+    this.walkLoose(base, (name) => {
+      if (!name.startsWith(prefix)) return;
+      names.add(name);
+      loose.add(name);
+    });
     const out: Ref[] = [];
     for (const name of [...names].sort(compareRefNames)) {
-      const ref = this.describe(name, packed);
+      const ref = this.describe(name, packed, loose);
       if (ref) out.push(ref);
     }
     return out;
@@ -180,8 +188,8 @@ export class RefStore {
     }
   }
 
-  private describe(name: string, packed: PackedRefs): Ref | null {
-    const loose = this.readLoose(name);
+  private describe(name: string, packed: PackedRefs, looseNames: ReadonlySet<string>): Ref | null {
+    const loose = this.readLoose(name, looseNames);
     if (loose && 'target' in loose) {
       const oid = this.resolveFull(loose.target, 1);
       if (!oid) return null;

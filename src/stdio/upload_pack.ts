@@ -17,7 +17,7 @@ export function protocolFromEnv(value: string | undefined): 0 | 1 | 2 {
 }
 
 async function main(): Promise<number> {
-  const args = process.argv.slice(2).filter((a) => !/^--(strict|stateless-rpc|advertise-refs|timeout=\d+)$/.test(a));
+  const args = process.argv.slice(2);
   if (args.length !== 1) {
     process.stderr.write('usage: upload_pack.js REPOSITORY\n');
     return 129;
