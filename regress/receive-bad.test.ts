@@ -7,7 +7,7 @@
  * repository's objects and refs are byte-for-byte what they were.
  */
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { encodeEntryHeader, encodeOfsDelta } from '../src/git/pack';
 import { hashObject } from '../src/git/object';
 import { fsckStrict, git, gitEnv, mkrepo, refsOf } from './lib/util';
-import { packObjects, pktLine, pktLines, push, pushStatus, rawReceive, snapshot, WorkTree, ZERO } from './lib/receive';
+import { craftPack, insertDelta, packObjects, pktLine, pktLines, push, pushStatus, rawReceive, refDelta, snapshot, whole, WorkTree, ZERO } from './lib/receive';
 
 const FLUSH = Buffer.from('0000');
 const CAPS = 'report-status side-band-64k quiet ofs-delta agent=test';
@@ -59,40 +59,6 @@ function newHistory(s: Server): { pack: Buffer; tip: string; wt: WorkTree } {
   const tip = wt.rev('HEAD');
   const pack = packObjects(path.join(wt.dir, '.git'), `${tip}\n^${s.main}\n`, ['--revs']);
   return { pack, tip, wt };
-}
-
-/** A pack with the given raw entries (header + compressed data each), checksummed. */
-function craftPack(entries: Buffer[], count = entries.length): Buffer {
-  const head = Buffer.alloc(12);
-  head.write('PACK', 0, 'latin1');
-  head.writeUInt32BE(2, 4);
-  head.writeUInt32BE(count, 8);
-  const body = Buffer.concat([head, ...entries]);
-  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
-}
-
-function whole(type: number, data: Buffer): Buffer {
-  return Buffer.concat([encodeEntryHeader(type, data.length), zlib.deflateSync(data)]);
-}
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-
-/** A delta that inserts `data` into a target of `dst` bytes from a base of `src` bytes. */
-function insertDelta(src: number, dst: number, data: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([...varint(src), ...varint(dst)]), Buffer.from([data.length]), data]);
-}
-
-function refDelta(base: string, delta: Buffer, declared = delta.length): Buffer {
-  return Buffer.concat([encodeEntryHeader(7, declared), Buffer.from(base, 'hex'), zlib.deflateSync(delta)]);
 }
 
 t.test('protocol errors get ERR and change nothing', async (t) => {
@@ -265,4 +231,29 @@ t.test('refs that cannot move: names, types, missing objects, stale info', async
   t.match(refsOf(s.dir), new RegExp(`${blob} refs/tags/blob-tag`));
   t.notMatch(refsOf(s.dir), /refs\/heads\/(blob|tagged|missing|stale|a\.\.b)/);
   t.same(fs.readdirSync(path.join(s.dir, 'objects')).filter((f) => f.startsWith('incoming-')), [], 'no quarantine left');
+});
+
+t.test('an old commit that merely exists is not trusted: its history may be incomplete', async (t) => {
+  const s = server();
+  const tree = git(['--git-dir', s.dir, 'rev-parse', `${s.main}^{tree}`]).trim();
+  const commitText = (parent: string, msg: string) =>
+    Buffer.from(`tree ${tree}\nparent ${parent}\nauthor A <a@example.org> 1700000000 +0000\ncommitter A <a@example.org> 1700000000 +0000\n\n${msg}\n`);
+  const writeLoose = (data: Buffer): string => {
+    const r = spawnSync('git', ['--git-dir', s.dir, 'hash-object', '-w', '-t', 'commit', '--stdin', '--literally'], { input: data, env: gitEnv() });
+    return r.stdout.toString().trim();
+  };
+  // Dangling commits left in the repository: one whose parent is gone, one whose history is whole.
+  const broken = writeLoose(commitText('1'.repeat(40), 'parent pruned long ago'));
+  const whole_ = writeLoose(commitText(s.main, 'dangling but complete'));
+  t.equal(fsckStrict(s.dir), '', 'dangling objects do not fail fsck');
+  const snap = snapshot(s.dir);
+  const onBroken = commitText(broken, 'new work on a broken base');
+  const r = await rawReceive(s.dir, Buffer.concat([commands([[ZERO, hashObject('commit', onBroken), 'refs/heads/x']]), craftPack([whole(1, onBroken)])]));
+  t.same(report(r.stdout), ['unpack ok', 'ng refs/heads/x missing necessary objects'], 'refused');
+  t.equal(refsOf(s.dir).includes('refs/heads/x'), false);
+  t.equal(snapshot(s.dir), snap, 'nothing changed');
+  const onWhole = commitText(whole_, 'new work on a complete base');
+  const ok = await rawReceive(s.dir, Buffer.concat([commands([[ZERO, hashObject('commit', onWhole), 'refs/heads/y']]), craftPack([whole(1, onWhole)])]));
+  t.same(report(ok.stdout), ['unpack ok', 'ok refs/heads/y'], 'a dangling commit with its whole history is fine');
+  t.equal(fsckStrict(s.dir), '');
 });

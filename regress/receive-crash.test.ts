@@ -115,3 +115,24 @@ t.test('SIGKILL anywhere in a push leaves a consistent repository', async (t) =>
     t.same(locks, [], `${p.label}: no lock files left`);
   }
 });
+
+t.test('git gc --prune=now leaves a quarantine alone and finds nothing wrong', async (t) => {
+  const srv = path.join(tmpdir('gotd-gc-'), 'srv.git');
+  fs.cpSync(mkrepo(['--preset', 'small']), srv, { recursive: true });
+  const wt = WorkTree.clone(srv);
+  wt.commit('docs/gc.txt', 'x\n'.repeat(3000));
+  const r = await push(wt.dir, srv, ['main'], { env: { GOTD_TEST_CRASH_AT: 'idx-written' } });
+  t.not(r.code, 0, 'the writer died with its pack and idx in the quarantine');
+  const quarantine = fs.readdirSync(path.join(srv, 'objects')).filter((f) => f.startsWith('incoming-'));
+  t.equal(quarantine.length, 1);
+  const before = fs.readdirSync(path.join(srv, 'objects', quarantine[0]!, 'pack')).sort();
+  t.ok(before.some((f) => f.endsWith('.idx')), `quarantine holds ${before.join(' ')}`);
+  git(['--git-dir', srv, 'gc', '-q', '--prune=now']);
+  t.same(fs.readdirSync(path.join(srv, 'objects', quarantine[0]!, 'pack')).sort(), before, 'gc did not touch it');
+  t.equal(fsckStrict(srv), '', 'fsck --strict');
+  t.notMatch(git(['--git-dir', srv, 'count-objects', '-v']), /garbage: [1-9]/, 'count-objects sees no garbage');
+  const r2 = await push(wt.dir, srv, ['main'], { rpArgs: ['--stale-before', String(Date.now())] });
+  t.equal(r2.code, 0, r2.stderr);
+  t.same(fs.readdirSync(path.join(srv, 'objects')).filter((f) => f.startsWith('incoming-')), [], 'the next push cleared it');
+  t.equal(fsckStrict(srv), '');
+});

@@ -8,8 +8,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { git, mkrepo, tmpdir } from './lib/util';
-import { push, pushStatus, serverMatches, WorkTree } from './lib/receive';
+import { BUILD, ROOT, git, mkrepo, run, tmpdir } from './lib/util';
+import { push, pushStatus, receivePackCmd, serverMatches, WorkTree } from './lib/receive';
 
 function bare(): string {
   const dir = path.join(tmpdir('gotd-srv-'), 'srv.git');
@@ -235,4 +235,27 @@ t.test('a 50 MB incompressible blob', async (t) => {
   const r = await push(wt.dir, srv, ['main']);
   t.equal(r.code, 0, r.stderr);
   t.equal(serverMatches(srv, { 'refs/heads/main': wt.rev('main') }), '');
+});
+
+t.test("under Node's permission model: write access to the repository only", async (t) => {
+  const srv = bare();
+  const rp = receivePackCmd();
+  // The same command, confined: read the runtime and the repository, write the repository.
+  const confined = rp.replace(/^'[^']*node[^']*'/, `env -u NODE_OPTIONS '${process.execPath}' --no-warnings --experimental-permission ` +
+    `--allow-fs-read=${BUILD}/ --allow-fs-read=${path.join(ROOT, 'node_modules')}/ --allow-fs-read=${srv}/ --allow-fs-write=${srv}/`);
+  t.not(confined, rp, 'the command is confined');
+  const wt = WorkTree.init();
+  wt.commit('big.txt', Array.from({ length: 3000 }, (_, i) => `row ${i}`).join('\n') + '\n');
+  const go = (args: string[]) => run('git', ['push', '--porcelain', `--receive-pack=${confined}`, srv, ...args], { cwd: wt.dir });
+  let r = await go(['main']);
+  t.equal(r.code, 0, `first push: ${r.stderr}`);
+  const clone = WorkTree.clone(srv);
+  fs.appendFileSync(path.join(clone.dir, 'big.txt'), 'more\n');
+  clone.git(['commit', '-q', '-am', 'thin']);
+  clone.git(['tag', '-a', 'v1', '-m', 'v1']);
+  r = await run('git', ['push', '--porcelain', `--receive-pack=${confined}`, srv, 'main', 'main:side', 'v1'], { cwd: clone.dir });
+  t.equal(r.code, 0, `thin push, new branch, tag: ${r.stderr}`);
+  r = await run('git', ['push', '--porcelain', `--receive-pack=${confined}`, srv, ':side'], { cwd: clone.dir });
+  t.equal(r.code, 0, `delete: ${r.stderr}`);
+  t.equal(serverMatches(srv, { 'refs/heads/main': clone.rev('main'), 'refs/tags/v1': clone.rev('v1') }), '');
 });

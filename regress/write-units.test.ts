@@ -18,7 +18,10 @@ import { readPackedRefs, RefTransaction, ZERO_OID } from '../src/git/ref_update'
 import { refnameProblem } from '../src/git/refname';
 import { cleanStale } from '../src/git/quarantine';
 import { git, gitEnv, mkrepo, tmpdir } from './lib/util';
-import { packObjects, WorkTree } from './lib/receive';
+import { craftPack, packObjects, refDelta, varint, whole, WorkTree } from './lib/receive';
+import { encodeEntryHeader, encodeOfsDelta } from '../src/git/pack';
+import { hashObject } from '../src/git/object';
+import * as zlib from 'node:zlib';
 
 const noBases = { read: () => null };
 
@@ -69,6 +72,46 @@ t.test('a thin pack is completed with bases from the repository', async (t) => {
   const v = spawnSync('git', ['verify-pack', '-v', r.idxPath!], { env: gitEnv(), encoding: 'utf8' });
   t.equal(v.status, 0, `git verify-pack accepts the completed pack ${v.stderr}`);
   t.match(v.stdout, new RegExp(wt.rev('HEAD')), 'the new commit is in it');
+});
+
+t.test('deep delta chains with branches, REF_DELTA before its base, a tiny base budget', async (t) => {
+  // Base blob, then a chain of OFS_DELTAs each adding one byte to the one
+  // before; every chain link also has a leaf delta placed after the next
+  // link, so resolving the leaves needs bases the budget forced out.
+  const copyAll = (len: number, add: Buffer): Buffer =>
+    Buffer.concat([Buffer.from([...varint(len), ...varint(len + add.length), 0x80 | 0x10 | 0x20, len & 0xff, (len >> 8) & 0xff, add.length]), add]);
+  const entries: Buffer[] = [];
+  const offsets: number[] = [];
+  let at = 12;
+  const put = (e: Buffer): number => {
+    entries.push(e);
+    offsets.push(at);
+    at += e.length;
+    return offsets.length - 1;
+  };
+  let content = Buffer.from('base '.repeat(20));
+  const first = put(whole(3, content));
+  // A REF_DELTA whose base (the blob right after the chain's start) comes later in the pack.
+  const later = Buffer.concat([content, Buffer.from('!')]);
+  put(refDelta(hashObject('blob', later), copyAll(later.length, Buffer.from('?'))));
+  let prev = first;
+  const depth = 300;
+  for (let i = 0; i < depth; i++) {
+    const add = Buffer.from(i === 0 ? '!' : String.fromCharCode(97 + (i % 26)));
+    const raw = copyAll(content.length, add);
+    const link = put(Buffer.concat([encodeEntryHeader(6, raw.length), encodeOfsDelta(at - offsets[prev]!), zlib.deflateSync(raw)]));
+    const leafRaw = copyAll(content.length, Buffer.from('#'));
+    put(Buffer.concat([encodeEntryHeader(6, leafRaw.length), encodeOfsDelta(at - offsets[prev]!), zlib.deflateSync(leafRaw)]));
+    content = Buffer.concat([content, add]);
+    prev = link;
+  }
+  const file = path.join(tmpdir('gotd-chain-'), 'chain.pack');
+  fs.writeFileSync(file, craftPack(entries));
+  const r = await indexFile(file, path.join(tmpdir('gotd-chain-'), 'out'), { baseCacheBytes: 4096 });
+  t.equal(r.count, 2 + 2 * depth);
+  const theirs = path.join(tmpdir('gotd-chain-'), 'git.idx');
+  git(['index-pack', '-o', theirs, file]);
+  t.ok(fs.readFileSync(r.idxPath!).equals(fs.readFileSync(theirs)), 'idx identical to git index-pack\'s');
 });
 
 t.test('a large blob is indexed without holding it in memory', async (t) => {

@@ -4,10 +4,11 @@
  * a Section) to SECTIONS below. `node bench.js [section...] [--runs N]`.
  */
 import type { Section } from './lib';
+import { pushSection } from './push';
 import { uploadPackSection } from './upload_pack';
 import { wsSection } from './ws';
 
-const SECTIONS: Section[] = [uploadPackSection, wsSection];
+const SECTIONS: Section[] = [uploadPackSection, pushSection, wsSection];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

@@ -5,6 +5,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
+import { encodeEntryHeader } from '../../src/git/pack';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BUILD, git, gitEnv, fsckStrict, refsOf, run, tmpdir, type RunResult } from './util';
@@ -168,3 +170,39 @@ export function packObjects(gitDir: string, stdin: string, args: string[] = []):
 }
 
 export const ZERO = '0'.repeat(40);
+
+// --- hand-made packs -----------------------------------------------------------
+
+/** A pack with the given raw entries (header + compressed data each), checksummed. */
+export function craftPack(entries: Buffer[], count = entries.length): Buffer {
+  const head = Buffer.alloc(12);
+  head.write('PACK', 0, 'latin1');
+  head.writeUInt32BE(2, 4);
+  head.writeUInt32BE(count, 8);
+  const body = Buffer.concat([head, ...entries]);
+  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+}
+
+export function whole(type: number, data: Buffer): Buffer {
+  return Buffer.concat([encodeEntryHeader(type, data.length), zlib.deflateSync(data)]);
+}
+
+export function varint(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+/** A delta that inserts `data` into a target of `dst` bytes from a base of `src` bytes. */
+export function insertDelta(src: number, dst: number, data: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([...varint(src), ...varint(dst)]), Buffer.from([data.length]), data]);
+}
+
+export function refDelta(base: string, delta: Buffer, declared = delta.length): Buffer {
+  return Buffer.concat([encodeEntryHeader(7, declared), Buffer.from(base, 'hex'), zlib.deflateSync(delta)]);
+}

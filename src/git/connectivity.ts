@@ -33,50 +33,6 @@ export class ConnectivityError extends Error {
   override name = 'ConnectivityError';
 }
 
-interface Parsed { oid: string; date: number; parents: string[] }
-
-/** Commits by date, newest on top: history is expanded newest first, as git's revision walk does. */
-class CommitHeap {
-  private items: Parsed[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  push(item: Parsed): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (a[up]!.date >= a[i]!.date) break;
-      [a[up], a[i]] = [a[i]!, a[up]!];
-      i = up;
-    }
-  }
-
-  pop(): Parsed | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && a[l]!.date > a[m]!.date) m = l;
-        if (r < a.length && a[r]!.date > a[m]!.date) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
 const NO_PACK: PackObjects = { find: () => -1, type: () => 'blob', read: () => Buffer.alloc(0) };
 
 export class Connectivity {
@@ -88,17 +44,13 @@ export class Connectivity {
   private pendingPack: number[] = [];
   private readonly extDone = new Set<string>();
   private readonly extPending = new Set<string>();
-  /** Commits known reachable from the refs as they were when the push started. */
-  private readonly reachable = new Set<string>();
-  private readonly frontier = new CommitHeap();
-  private seeded = false;
 
   /**
    * @param pack the pushed pack (null when it brought no objects), with `count` objects
    * @param old the repository's objects
-   * @param refTips current values of the repository's refs
+   * @param reachableFromRefs whether an old commit is reachable from the repository's refs
    */
-  constructor(pack: PackObjects | null, count: number, private readonly old: OldObjects, private readonly refTips: () => string[]) {
+  constructor(pack: PackObjects | null, count: number, private readonly old: OldObjects, private readonly reachableFromRefs: (oid: string) => boolean) {
     this.pack = pack ?? NO_PACK;
     this.mark = new Uint8Array(count);
     this.done = new Uint8Array(count);
@@ -178,41 +130,6 @@ export class Connectivity {
         }
       }
     }
-  }
-
-  /** True when `oid`, an old commit, is reachable from a ref. */
-  private reachableFromRefs(oid: string): boolean {
-    if (!this.seeded) {
-      this.seeded = true;
-      for (const tip of this.refTips()) this.seed(tip);
-    }
-    while (!this.reachable.has(oid) && this.frontier.size > 0) {
-      for (const p of this.frontier.pop()!.parents) this.addReachable(p);
-    }
-    return this.reachable.has(oid);
-  }
-
-  private seed(tip: string): void {
-    let oid = tip;
-    for (let depth = 0; depth < 100; depth++) {
-      const obj = this.old.read(oid);
-      if (!obj) return;
-      if (obj.type === 'commit') {
-        this.addReachable(oid, obj.data);
-        return;
-      }
-      if (obj.type !== 'tag') return;
-      oid = parseTag(obj.data).object;
-    }
-  }
-
-  private addReachable(oid: string, data?: Buffer): void {
-    if (this.reachable.has(oid)) return;
-    this.reachable.add(oid);
-    const obj = data ?? this.old.read(oid)?.data;
-    if (!obj) return;
-    const c = parseCommit(obj);
-    this.frontier.push({ oid, date: c.date, parents: c.parents });
   }
 
   /** A commit whose history is known to be complete: verified, or old and reachable. */

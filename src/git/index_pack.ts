@@ -21,8 +21,9 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { ByteReader } from './byte_reader';
 import { applyDelta, deltaHeaderSize } from './delta';
+import { CREATE_EXCL, SYNC_OPEN_FLAG, syncFile } from './durable';
 import { buildIdx, OFF32_LIMIT } from './idx_writer';
-import { inflateExactly, inflatePrefix } from './inflate';
+import { deflate, inflateExactly, inflatePrefix } from './zlib_handle';
 import { OBJ_BLOB, OBJ_OFS_DELTA, OBJ_REF_DELTA, typeCode, typeName, type ObjectType } from './object';
 import { encodeEntryHeader, parseEntryHeader } from './pack';
 
@@ -310,7 +311,7 @@ export class PackIndexer {
    */
   static async run(input: ByteReader, dir: string, opts: IndexPackOptions): Promise<IndexedPack> {
     const tmpPath = path.join(dir, `tmp_pack_${process.pid}_${Date.now().toString(36)}`);
-    const fd = fs.openSync(tmpPath, 'wx+', 0o444);
+    const fd = fs.openSync(tmpPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | SYNC_OPEN_FLAG, 0o444);
     const ix = new PackIndexer(dir, fd, tmpPath, opts);
     let result: IndexedPack | null = null;
     try {
@@ -613,7 +614,7 @@ export class PackIndexer {
       const obj = this.opts.bases.read(base);
       if (!obj) continue;
       const code = typeCode(obj.type);
-      const entry = Buffer.concat([encodeEntryHeader(code, obj.data.length), zlib.deflateSync(obj.data, { level: 1 })]);
+      const entry = Buffer.concat([encodeEntryHeader(code, obj.data.length), deflate(obj.data)]);
       writeAll(this.fd, entry, at);
       this.windows.reset();
       const i = this.e.add(at, code, obj.data.length, -1);
@@ -657,17 +658,17 @@ export class PackIndexer {
     } catch (err) {
       throw new PackIndexError((err as Error).message);
     }
-    fs.fsyncSync(this.fd);
+    syncFile(this.fd);
     this.checkpoint('pack-written');
     const name = `pack-${checksum.toString('hex')}`;
     const packPath = path.join(this.dir, name + '.pack');
     const idxPath = path.join(this.dir, name + '.idx');
     fs.renameSync(this.tmpPath, packPath);
     const tmpIdx = path.join(this.dir, `tmp_idx_${process.pid}`);
-    const fd = fs.openSync(tmpIdx, 'wx', 0o444);
+    const fd = fs.openSync(tmpIdx, CREATE_EXCL, 0o444);
     try {
       writeAll(fd, idx);
-      fs.fsyncSync(fd);
+      syncFile(fd);
     } finally {
       fs.closeSync(fd);
     }

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { CREATE_EXCL, mkdirDurable, syncDir, syncFile } from './durable';
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -19,30 +20,6 @@ export interface LockOptions {
   staleBefore?: number;
   /** Keep trying this long while someone else holds the lock (default: fail at once). */
   timeoutMs?: number;
-}
-
-/** fsync a directory so that a rename or unlink in it is durable. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** mkdir -p that fsyncs the parent of every directory it creates. */
-export function mkdirDurable(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  const parent = path.dirname(dir);
-  if (parent !== dir) mkdirDurable(parent);
-  try {
-    fs.mkdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return;
-  }
-  fsyncDir(parent);
 }
 
 function sleepSync(ms: number): void {
@@ -101,7 +78,7 @@ export class LockFile {
     let delay = 1;
     for (;;) {
       try {
-        const fd = fs.openSync(lockPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+        const fd = fs.openSync(lockPath, CREATE_EXCL, 0o644);
         return new LockFile(target, fd);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -121,13 +98,13 @@ export class LockFile {
     }
   }
 
-  /** Writes the whole new content into the lock file and fsyncs it. */
+  /** Writes the whole new content into the lock file, durably. */
   write(content: Buffer | string): void {
     if (this.fd === null) throw new LockError(`lock ${path.basename(this.lockPath)} already closed`);
     const buf = typeof content === 'string' ? Buffer.from(content) : content;
     let off = 0;
     while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-    fs.fsyncSync(this.fd);
+    syncFile(this.fd);
   }
 
   private close(): void {
@@ -156,7 +133,7 @@ export class LockFile {
     }
     fs.renameSync(this.lockPath, this.target);
     this.done = true;
-    fsyncDir(path.dirname(this.target));
+    syncDir(path.dirname(this.target));
   }
 
   /** Gives the lock up without touching the target. Safe to call more than once. */

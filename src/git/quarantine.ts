@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir } from './lockfile';
+import { CREATE_EXCL, syncDir, syncFile } from './durable';
 
 const PREFIX = 'incoming-';
 const KEEP_MARK = 'gotd receive-pack\n';
@@ -45,10 +45,10 @@ export class Quarantine {
     const finalIdx = path.join(dest, name + '.idx');
     if (fs.existsSync(finalPack) && fs.existsSync(finalIdx)) return; // the same pack arrived before
     try {
-      const fd = fs.openSync(keep, 'wx', 0o644);
+      const fd = fs.openSync(keep, CREATE_EXCL, 0o644);
       try {
         fs.writeSync(fd, KEEP_MARK);
-        fs.fsyncSync(fd);
+        syncFile(fd);
       } finally {
         fs.closeSync(fd);
       }
@@ -59,10 +59,10 @@ export class Quarantine {
     }
     checkpoint('keep-written');
     fs.renameSync(path.join(this.packDir, name + '.pack'), finalPack);
-    fsyncDir(dest);
+    syncDir(dest);
     checkpoint('pack-moved');
     fs.renameSync(path.join(this.packDir, name + '.idx'), finalIdx);
-    fsyncDir(dest);
+    syncDir(dest);
     checkpoint('idx-moved');
   }
 

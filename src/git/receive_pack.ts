@@ -13,7 +13,7 @@
 import * as path from 'node:path';
 import { ByteReader } from './byte_reader';
 import { Connectivity, ConnectivityError, type PackObjects } from './connectivity';
-import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs } from './fsck';
+import { FsckError, fsckObject, fsckSpecialBlob, newSpecialBlobs, type SpecialBlobs } from './fsck';
 import { PackIndexer, PackIndexError, type IndexedPack } from './index_pack';
 import { ObjectCorruptError, ObjectStore } from './odb';
 import type { PackFile } from './pack';
@@ -21,10 +21,11 @@ import { errPkt, FLUSH, pkt, pktLine, PktReader, ProtocolError } from './pktline
 import { protectProblem, type ProtectRules } from './protect';
 import { Quarantine, cleanStale } from './quarantine';
 import { RefTransaction, ZERO_OID } from './ref_update';
+import { CommitGraph, MissingObjectError, Reachability } from './revwalk';
 import { pushRefnameProblem } from './refname';
 import type { Repository } from './repository';
 import { ObjectFormatError, type ObjectType } from './object';
-import { Output, bandPackets, BAND_DATA, BAND_PROGRESS } from './sideband';
+import { Output, bandPackets, BAND_DATA, BAND_ERROR, BAND_PROGRESS } from './sideband';
 import type { Conn, SessionOutcome } from './upload_pack';
 import { AGENT } from './version';
 
@@ -176,6 +177,12 @@ class PushObjects {
   }
 }
 
+/** git's fsck_finish: the blobs trees name .gitmodules or .gitattributes, wherever they are. */
+function checkSpecialBlobs(special: SpecialBlobs, objects: PushObjects): void {
+  for (const oid of special.gitmodules) fsckSpecialBlob(oid, 'gitmodules', objects.read(oid));
+  for (const oid of special.gitattributes) fsckSpecialBlob(oid, 'gitattributes', objects.read(oid));
+}
+
 class Session {
   private readonly out: Output;
   private readonly reader: ByteReader;
@@ -263,7 +270,9 @@ class Session {
       outcome.error = (err as Error).message;
       this.log(`receive-pack: internal error: ${(err as Error).stack ?? outcome.error}`);
       try {
-        await this.out.write(errPkt('internal server error'));
+        // With side-band the client reads bands: the error goes on band 3.
+        if (this.sideband) for (const p of bandPackets(BAND_ERROR, Buffer.from('internal server error\n'), 65520)) await this.out.write(p);
+        else await this.out.write(errPkt('internal server error'));
       } catch {
         // the client is gone
       }
@@ -310,14 +319,16 @@ class Session {
         quarantine = Quarantine.create(objectsDir);
         this.checkpoint('quarantine-created');
         try {
-          pack = await this.receivePackfile(quarantine);
+          const received = await this.receivePackfile(quarantine);
+          pack = received.pack;
+          if (pack.name) incoming = new ObjectStore(quarantine.dir);
+          checkSpecialBlobs(received.special, new PushObjects(pack, incoming, this.repo.objects));
         } catch (err) {
           if (!(err instanceof PackIndexError || err instanceof FsckError)) throw err;
           this.log(`receive-pack: unpack failed: ${err.message}`);
           for (const c of commands) c.error ??= 'unpacker error';
           return err.message;
         }
-        if (pack.name) incoming = new ObjectStore(quarantine.dir);
       }
       const objects = new PushObjects(pack, incoming, this.repo.objects);
       this.checkCommands(commands, objects);
@@ -357,7 +368,8 @@ class Session {
     }
   }
 
-  private async receivePackfile(quarantine: Quarantine): Promise<IndexedPack> {
+  /** Indexes the client's pack into the quarantine, fsck'ing every object; names the .gitmodules/.gitattributes blobs seen. */
+  private async receivePackfile(quarantine: Quarantine): Promise<{ pack: IndexedPack; special: SpecialBlobs }> {
     const special = newSpecialBlobs();
     const pack = await PackIndexer.run(this.reader, quarantine.packDir, {
       bases: this.repo.objects,
@@ -366,24 +378,18 @@ class Session {
       checkpoint: (s) => this.checkpoint(s),
     });
     if (pack.appended > 0) await this.say(`completed thin pack with ${pack.appended} local object${pack.appended === 1 ? '' : 's'}\n`);
-    if (special.gitmodules.size + special.gitattributes.size > 0) {
-      const incoming = pack.name ? new ObjectStore(quarantine.dir) : null;
-      try {
-        const objects = new PushObjects(pack, incoming, this.repo.objects);
-        for (const oid of special.gitmodules) fsckSpecialBlob(oid, 'gitmodules', objects.read(oid));
-        for (const oid of special.gitattributes) fsckSpecialBlob(oid, 'gitattributes', objects.read(oid));
-      } finally {
-        incoming?.close();
-      }
-    }
-    return pack;
+    return { pack, special };
   }
 
   /** Per-ref checks before anything is locked: names, HEAD, types, protection, connectivity. */
   private checkCommands(commands: Command[], objects: PushObjects): void {
     const head = this.repo.refs.head();
-    const tips = (): string[] => this.repo.refs.list('refs/').map((r) => r.oid);
-    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, tips);
+    let reach: Reachability | null = null;
+    const reachable = (oid: string): boolean => {
+      reach ??= new Reachability(new CommitGraph(this.repo.objects), this.repo.refs.list('refs/').map((r) => r.oid));
+      return reach.reachable(oid);
+    };
+    const conn = new Connectivity(objects.pack, objects.indexed?.count ?? 0, objects.repo, reachable);
     for (const c of commands) {
       if (c.error) continue;
       if (c.new === ZERO_OID) {
@@ -401,7 +407,7 @@ class Session {
       } catch (err) {
         if (err instanceof ConnectivityError) {
           c.error = 'missing necessary objects';
-        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError) {
+        } else if (err instanceof ObjectFormatError || err instanceof ObjectCorruptError || err instanceof MissingObjectError) {
           c.error = 'bad objects';
         } else {
           throw err;

@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LockError, LockFile, fsyncDir, type LockOptions } from './lockfile';
+import { syncDir } from './durable';
+import { LockError, LockFile, type LockOptions } from './lockfile';
 
 export const ZERO_OID = '0'.repeat(40);
 const OID_RE = /^[0-9a-f]{40}$/;
@@ -76,7 +77,7 @@ function pruneEmptyDirs(gitDir: string, dir: string): void {
     } catch {
       return;
     }
-    fsyncDir(path.dirname(dir));
+    syncDir(path.dirname(dir));
     dir = path.dirname(dir);
   }
 }
@@ -237,7 +238,7 @@ export class RefTransaction {
         if (p.cmd.new === ZERO_OID) {
           try {
             fs.unlinkSync(file);
-            fsyncDir(path.dirname(file));
+            syncDir(path.dirname(file));
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
           }
