@@ -115,7 +115,8 @@ async function main(): Promise<void> {
 
   if (o.check) {
     if (config.websocket?.tls) {
-      try { loadTls(config.websocket.tls); } catch (e) { die(`${o.configPath}: ${(e as Error).message}`); }
+      // Like repository paths, the files are this machine's business; gotd reads them at start.
+      try { loadTls(config.websocket.tls); } catch (e) { process.stderr.write(`gotd: warning: ${o.configPath}: ${(e as Error).message}\n`); }
     }
     if (!acct) process.stderr.write(`gotd: warning: ${o.configPath}: user: no account "${config.user}" on this system\n`);
     if (o.verbose > 0) {

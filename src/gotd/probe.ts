@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     network: Object.keys(os.networkInterfaces()).filter((n) => n !== 'lo').length,
     pidNamespace: process.pid < 10,
     // The write engine's own fsync (Node 20.20 refuses fs.fsyncSync under the permission model).
-    fsync: await attemptAsync(() => (require('../git/lockfile') as { fsyncDir(d: string): unknown }).fsyncDir(repo!)),
+    fsync: await attemptAsync(() => (require('../git/durable') as { syncDir(d: string): unknown }).syncDir(repo!)),
   };
   process.send?.(report, () => process.exit(0));
 }

@@ -9,7 +9,7 @@ import { answer } from './http_head';
 import { forbidden, unauthorized, unavailable, upgradeRequired } from './web_answers';
 
 /** Password checks one client address may have waiting in auth at a time. */
-export const CHECKS_PER_ADDRESS = 2;
+export const CHECKS_PER_ADDRESS = 8;
 
 /**
  * Bounds the password checks in flight per client address: scrypt is
