@@ -96,7 +96,7 @@ function inflateExact(data: Buffer, size: number, what: () => string): Buffer {
 }
 
 export interface ObjectStoreOptions {
-  /** Byte budget of the delta base cache (default 8 MiB). */
+  /** Byte budget of the delta base cache (default 4 MiB). */
   cacheBytes?: number;
 }
 
@@ -113,7 +113,7 @@ export class ObjectStore {
 
   constructor(readonly dir: string, opts: ObjectStoreOptions = {}) {
     this.packDir = path.join(dir, 'pack');
-    this.cache = new BaseCache(opts.cacheBytes ?? (8 << 20));
+    this.cache = new BaseCache(opts.cacheBytes ?? (4 << 20));
   }
 
   /** Packs currently in the repository, newest first. */
@@ -318,9 +318,12 @@ export class ObjectStore {
     return this.locateOffset(name) !== null;
   }
 
+  private readonly scratch = Buffer.alloc(20);
+
   read(oid: string): { type: ObjectType; data: Buffer } | null {
-    const name = Buffer.from(oid, 'hex');
-    if (name.length !== 20) return null;
+    if (oid.length !== 40) return null;
+    const name = this.scratch; // only looked up with, never kept
+    if (name.write(oid, 0, 20, 'hex') !== 20) return null;
     for (let attempt = 0; attempt < 2; attempt++) {
       const at = this.locateOffset(name);
       if (at) {

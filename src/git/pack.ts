@@ -8,6 +8,7 @@
  * a pack can be streamed out again with its deltas still valid.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { OBJ_OFS_DELTA, OBJ_REF_DELTA } from './object';
 import { PackIndex } from './pack_index';
@@ -30,9 +31,11 @@ export interface EntryHeader {
 
 let nextPackId = 1;
 
-/** Block cache for small entries: 4 KiB blocks, 2 MiB per pack at most. */
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** Block cache for small entries: 4 KiB blocks, 1 MiB per pack at most. */
 const BLOCK = 4096;
-const MAX_BLOCKS = 512;
+const MAX_BLOCKS = 256;
 
 export class PackFile {
   /** Process-unique, stable while this object lives (packs come and go). */
@@ -122,32 +125,22 @@ export class PackFile {
   private sortByOffset(): { order: Uint32Array; offsets: Uint32Array | null } {
     const n = this.count;
     const idx = this.idx;
-    const raw = idx.offsets32();
-    if (raw) {
-      // Offsets fit 31 bits: two passes of a 16-bit radix sort, linear and
-      // much faster than a comparison sort in a process that lives a second.
-      const keys = raw;
+    if (LITTLE_ENDIAN && idx.hasSmallOffsets()) {
+      // (offset << 32 | index position) as 64-bit keys, sorted by the engine's
+      // native sort: a few milliseconds for 100k objects in a process that
+      // has had no time to optimise a loop of its own.
+      const keys = new BigUint64Array(n);
+      const halves = new Uint32Array(keys.buffer);
+      idx.offsetsInto(halves, 1, 2); // high halves: offsets
+      for (let i = 0; i < n; i++) halves[2 * i] = i; // low halves: index positions
+      keys.sort();
       const order = new Uint32Array(n);
-      for (let i = 0; i < n; i++) order[i] = i;
-      const tmpKeys = new Uint32Array(n);
-      const tmpOrder = new Uint32Array(n);
-      const count = new Uint32Array(65537);
-      for (let i = 0; i < n; i++) count[(keys[i]! & 0xffff) + 1]!++;
-      for (let d = 1; d <= 65536; d++) count[d]! += count[d - 1]!;
-      for (let i = 0; i < n; i++) {
-        const at = count[keys[i]! & 0xffff]!++;
-        tmpKeys[at] = keys[i]!;
-        tmpOrder[at] = i;
+      const offsets = new Uint32Array(n);
+      for (let k = 0; k < n; k++) {
+        order[k] = halves[2 * k]!;
+        offsets[k] = halves[2 * k + 1]!;
       }
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[(tmpKeys[i]! >>> 16) + 1]!++;
-      for (let d = 1; d <= 65536; d++) count[d]! += count[d - 1]!;
-      for (let i = 0; i < n; i++) {
-        const at = count[tmpKeys[i]! >>> 16]!++;
-        keys[at] = tmpKeys[i]!;
-        order[at] = tmpOrder[i]!;
-      }
-      return { order, offsets: keys };
+      return { order, offsets };
     }
     const offs = new Float64Array(n);
     for (let i = 0; i < n; i++) offs[i] = idx.offset(i);

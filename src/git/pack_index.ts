@@ -138,14 +138,40 @@ export class PackIndex {
     return table;
   }
 
-  /** Binary search within the fan-out bucket: no set-up cost, for the first few lookups. */
+  /**
+   * Binary search within the fan-out bucket: no set-up cost, for the first
+   * few lookups. Unloaded, the bucket's names are read with one pread once
+   * the range is small (a bucket of a 100k-object pack is about 10 KiB).
+   */
   private search(name: Buffer, off: number): number {
     const b0 = name[off]!;
     let lo = b0 === 0 ? 0 : this.fanout[b0 - 1]!;
     let hi = this.fanout[b0]!;
+    if (!this.full) {
+      while ((hi - lo) * 20 > 65536) {
+        const mid = (lo + hi) >>> 1;
+        const c = this.bytes(this.shaOff + 20 * mid, 20).compare(name, off, off + 20);
+        if (c === 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      const names = this.bytes(this.shaOff + 20 * lo, 20 * (hi - lo));
+      let a = 0;
+      let b = hi - lo;
+      while (a < b) {
+        const mid = (a + b) >>> 1;
+        const c = names.compare(name, off, off + 20, 20 * mid, 20 * mid + 20);
+        if (c === 0) return lo + mid;
+        if (c < 0) a = mid + 1;
+        else b = mid;
+      }
+      return -1;
+    }
+    const buf = this.full;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = this.bytes(this.shaOff + 20 * mid, 20).compare(name, off, off + 20);
+      const s = this.shaOff + 20 * mid;
+      const c = buf.compare(name, off, off + 20, s, s + 20);
       if (c === 0) return mid;
       if (c < 0) lo = mid + 1;
       else hi = mid;
@@ -181,7 +207,8 @@ export class PackIndex {
   }
 
   oid(i: number): string {
-    return this.bytes(this.shaOff + 20 * i, 20).toString('hex');
+    const at = this.shaOff + 20 * i;
+    return this.full ? this.full.toString('hex', at, at + 20) : this.bytes(at, 20).toString('hex');
   }
 
   /** The 20-byte name of entry i (do not keep it: it may be a view into the index). */
@@ -190,27 +217,28 @@ export class PackIndex {
   }
 
   crc32(i: number): number {
-    return this.bytes(this.crcOff + 4 * i, 4).readUInt32BE(0);
+    const at = this.crcOff + 4 * i;
+    return this.full ? this.full.readUInt32BE(at) : this.bytes(at, 4).readUInt32BE(0);
   }
 
-  /**
-   * All offsets as a fresh Uint32Array when none needs the 64-bit table
-   * (packs under 2 GiB), read with one byte swap per entry; else null.
-   */
-  offsets32(): Uint32Array | null {
-    if (this.bigCount > 0) return null;
+  /** True when no offset needs the 64-bit table (packs under 2 GiB). */
+  hasSmallOffsets(): boolean {
+    return this.bigCount === 0;
+  }
+
+  /** Writes every 31-bit offset into out[first + k * stride], one byte swap each (hasSmallOffsets only). */
+  offsetsInto(out: Uint32Array, first: number, stride: number): void {
     const n = this.count;
-    const out = new Uint32Array(n);
     const b = this.buf;
     let at = this.offOff;
-    for (let i = 0; i < n; i++, at += 4) {
-      out[i] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+    for (let i = 0, o = first; i < n; i++, at += 4, o += stride) {
+      out[o] = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
     }
-    return out;
   }
 
   offset(i: number): number {
-    const v = this.bytes(this.offOff + 4 * i, 4).readUInt32BE(0);
+    const at = this.offOff + 4 * i;
+    const v = this.full ? this.full.readUInt32BE(at) : this.bytes(at, 4).readUInt32BE(0);
     if (v < 0x80000000) return v;
     const k = v & 0x7fffffff;
     if (k >= this.bigCount) throw new PackIndexError(`${this.path}: 64-bit offset ${k} out of range`);

@@ -5,7 +5,7 @@
  * deepen-not (git's shallow.c, step for step).
  */
 import { ObjectCorruptError, type ObjectStore } from './odb';
-import { ObjectFormatError, isOid, parseTag } from './object';
+import { ObjectFormatError, parseTag } from './object';
 
 export interface CommitNode {
   oid: string;
@@ -21,31 +21,51 @@ export class MissingObjectError extends Error {
   }
 }
 
-/** Fast commit header parse: tree, parents, committer date; nothing else is needed to walk. */
+const T = 0x74; // 't'
+const P = 0x70; // 'p'
+const NL = 0x0a;
+
+/** True when data[at..at+40) is lower-case hex. */
+function hexAt(data: Buffer, at: number): boolean {
+  if (at + 40 > data.length) return false;
+  for (let i = at; i < at + 40; i++) {
+    const c = data[i]!;
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
+/**
+ * Fast commit header parse: tree, parents, committer date, nothing else
+ * (what a walk needs), read from the bytes without decoding the commit.
+ */
 export function parseCommitHeader(oid: string, data: Buffer): CommitNode {
-  const text = data.toString('latin1', 0, Math.min(data.length, 4096));
-  if (!text.startsWith('tree ') || text[45] !== '\n') throw new ObjectFormatError(`commit ${oid}: bad tree line`);
-  const tree = text.slice(5, 45);
+  if (data[0] !== T || data.toString('latin1', 0, 5) !== 'tree ' || !hexAt(data, 5) || data[45] !== NL) {
+    throw new ObjectFormatError(`commit ${oid}: bad tree line`);
+  }
+  const tree = data.toString('latin1', 5, 45);
   const parents: string[] = [];
   let p = 46;
-  while (text.startsWith('parent ', p)) {
-    const hex = text.slice(p + 7, p + 47);
-    if (!isOid(hex) || text[p + 47] !== '\n') throw new ObjectFormatError(`commit ${oid}: bad parent line`);
-    parents.push(hex);
+  while (data[p] === P && data.toString('latin1', p, p + 7) === 'parent ') {
+    if (!hexAt(data, p + 7) || data[p + 47] !== NL) throw new ObjectFormatError(`commit ${oid}: bad parent line`);
+    parents.push(data.toString('latin1', p + 7, p + 47));
     p += 48;
   }
   let date = 0;
-  const c = text.indexOf('\ncommitter ', p - 1);
+  const c = data.indexOf('\ncommitter ', p - 1, 'latin1');
   if (c >= 0) {
-    const eol = text.indexOf('\n', c + 1);
-    const line = text.slice(c + 11, eol < 0 ? text.length : eol);
-    const gt = line.lastIndexOf('> ');
-    if (gt >= 0) {
-      const n = parseInt(line.slice(gt + 2), 10);
-      if (Number.isFinite(n)) date = n;
+    let eol = data.indexOf(NL, c + 1);
+    if (eol < 0) eol = data.length;
+    // "... <email> 1234567890 +0100": the number after the last "> ".
+    let gt = eol - 1;
+    while (gt > c && !(data[gt] === 0x20 && data[gt - 1] === 0x3e)) gt--;
+    if (gt > c) {
+      let n = 0;
+      let digits = 0;
+      for (let i = gt + 1; i < eol && data[i]! >= 0x30 && data[i]! <= 0x39 && digits < 16; i++, digits++) n = n * 10 + (data[i]! - 0x30);
+      if (digits > 0) date = n;
     }
   }
-  if (!isOid(tree)) throw new ObjectFormatError(`commit ${oid}: bad tree line`);
   return { oid, tree, parents, date };
 }
 

@@ -138,7 +138,7 @@ export class PackStream {
     this.used = 0;
     // Frames come back once written: a long pack costs a few frames, not a trail of garbage.
     this.frame = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.head + this.room);
-    return this.out.write(pkt, () => { if (this.spare.length < 32) this.spare.push(frame); });
+    return this.out.write(pkt, () => { if (this.spare.length < 16) this.spare.push(frame); });
   }
 
   private spare: Buffer[] = [];
