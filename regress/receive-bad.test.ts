@@ -257,3 +257,22 @@ t.test('an old commit that merely exists is not trusted: its history may be inco
   t.same(report(ok.stdout), ['unpack ok', 'ok refs/heads/y'], 'a dangling commit with its whole history is fine');
   t.equal(fsckStrict(s.dir), '');
 });
+
+t.test('an old tree that merely exists is not trusted either', async (t) => {
+  const s = server();
+  const tree = git(['--git-dir', s.dir, 'rev-parse', `${s.main}^{tree}`]).trim();
+  // A dangling tree naming a blob the repository does not have.
+  const holey = git(['--git-dir', s.dir, 'mktree', '--missing'], { input: `100644 blob ${'2'.repeat(40)}\tgone.txt\n` }).trim();
+  t.equal(fsckStrict(s.dir), '', 'a dangling tree does not fail fsck');
+  const snap = snapshot(s.dir);
+  const entries = git(['--git-dir', s.dir, 'ls-tree', tree]);
+  const root = git(['--git-dir', s.dir, 'mktree'], { input: `${entries}040000 tree ${holey}\tzz-holey\n` }).trim();
+  const rootData = spawnSync('git', ['--git-dir', s.dir, 'cat-file', 'tree', root], { env: gitEnv() }).stdout;
+  const c = Buffer.from(`tree ${root}\nparent ${s.main}\nauthor A <a@example.org> 1700000000 +0000\ncommitter A <a@example.org> 1700000000 +0000\n\nuses the holey tree\n`);
+  // Send the new root tree and commit, as a client that believed the server had the rest would.
+  fs.rmSync(path.join(s.dir, 'objects', root.slice(0, 2), root.slice(2)));
+  t.equal(snapshot(s.dir), snap, 'back to the state before');
+  const r = await rawReceive(s.dir, Buffer.concat([commands([[s.main, hashObject('commit', c), 'refs/heads/main']]), craftPack([whole(2, rootData), whole(1, c)])]));
+  t.same(report(r.stdout), ['unpack ok', 'ng refs/heads/main missing necessary objects'], 'refused');
+  t.equal(snapshot(s.dir), snap, 'nothing changed');
+});

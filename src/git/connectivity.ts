@@ -218,34 +218,34 @@ export class Connectivity {
         if (cpos >= 0 && this.mark[cpos]) return;
         const hex = cpos >= 0 && refEntries.length === 0 ? '' : data.toString('hex', o, o + 20);
         if (cpos < 0 && (this.extDone.has(hex) || this.extPending.has(hex))) return;
+        const childRefs: string[] = [];
+        if (refEntries.length > 0) {
+          const name = data.toString('latin1', s, e);
+          for (const m of refEntries) {
+            const r = m.get(name);
+            if (r === hex) return; // the same as in a complete tree
+            if (r && kind === 'tree') childRefs.push(r);
+          }
+        }
         const type = this.typeOf(cpos, hex);
         if (type !== kind) throw new ConnectivityError(`entry ${data.toString('utf8', s, e)} of tree ${oid || pos} is a ${type}, not a ${kind}`);
         if (kind === 'blob') {
           this.setPending(cpos, hex);
           return;
         }
-        const childRefs: string[] = [];
-        if (refEntries.length > 0) {
-          const name = data.toString('latin1', s, e);
-          for (const m of refEntries) {
-            const r = m.get(name);
-            if (r) childRefs.push(r);
-          }
-          if (childRefs.includes(hex)) return;
-        }
         work.push({ pos: cpos, oid: hex, refs: childRefs });
       });
     }
   }
 
-  /** name -> subtree id of a complete tree. */
+  /** name -> id of each entry (blob or tree) of a complete tree. */
   private subtrees(oid: string): Map<string, string> {
     const out = new Map<string, string>();
     const pos = this.find(oid);
     const data = pos >= 0 ? this.pack.read(pos) : this.old.read(oid)?.data;
     if (!data) return out;
     forEachTreeEntry(data, (mode, s, e, o) => {
-      if (entryType(mode) === 'tree') out.set(data.toString('latin1', s, e), data.toString('hex', o, o + 20));
+      if (entryType(mode) !== null) out.set(data.toString('latin1', s, e), data.toString('hex', o, o + 20));
     });
     return out;
   }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CREATE_EXCL, mkdirDurable, syncDir, syncFile } from './durable';
+import { CREATE_EXCL, SYNC_OPEN_FLAG, mkdirDurable, syncDir, syncFile } from './durable';
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -58,16 +58,17 @@ function breakStaleLock(lockPath: string, staleBefore: number): boolean {
   return false;
 }
 
+/**
+ * A held lock. No descriptor stays open between calls, so a push may hold
+ * thousands of ref locks at once; the lock file's inode number tells
+ * whether it is still ours.
+ */
 export class LockFile {
-  private fd: number | null;
   private done = false;
   readonly lockPath: string;
-  private readonly ino: number;
 
-  private constructor(readonly target: string, fd: number) {
+  private constructor(readonly target: string, private readonly ino: number) {
     this.lockPath = target + '.lock';
-    this.fd = fd;
-    this.ino = fs.fstatSync(fd).ino;
   }
 
   /** Takes the lock on `target`, creating its directory if needed; throws LockError when it is held. */
@@ -79,7 +80,11 @@ export class LockFile {
     for (;;) {
       try {
         const fd = fs.openSync(lockPath, CREATE_EXCL, 0o644);
-        return new LockFile(target, fd);
+        try {
+          return new LockFile(target, fs.fstatSync(fd).ino);
+        } finally {
+          fs.closeSync(fd);
+        }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' && Date.now() < deadline + 1000) {
@@ -100,17 +105,16 @@ export class LockFile {
 
   /** Writes the whole new content into the lock file, durably. */
   write(content: Buffer | string): void {
-    if (this.fd === null) throw new LockError(`lock ${path.basename(this.lockPath)} already closed`);
-    const buf = typeof content === 'string' ? Buffer.from(content) : content;
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-    syncFile(this.fd);
-  }
-
-  private close(): void {
-    if (this.fd !== null) {
-      fs.closeSync(this.fd);
-      this.fd = null;
+    if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
+    const fd = fs.openSync(this.lockPath, fs.constants.O_WRONLY | fs.constants.O_TRUNC | SYNC_OPEN_FLAG);
+    try {
+      if (fs.fstatSync(fd).ino !== this.ino) throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
+      const buf = typeof content === 'string' ? Buffer.from(content) : content;
+      let off = 0;
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      syncFile(fd);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -126,7 +130,6 @@ export class LockFile {
   /** Renames the lock over the target and fsyncs the directory. */
   commit(): void {
     if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
-    this.close();
     if (!this.stillOurs()) {
       this.done = true;
       throw new LockError(`lock ${path.basename(this.lockPath)} was taken away`);
@@ -138,7 +141,6 @@ export class LockFile {
 
   /** Gives the lock up without touching the target. Safe to call more than once. */
   release(): void {
-    this.close();
     if (this.done) return;
     this.done = true;
     if (this.stillOurs()) {

@@ -154,6 +154,7 @@ export class RefTransaction {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTDIR' || code === 'EEXIST') return this.nameConflict(cmd.ref) ?? `cannot lock ref '${cmd.ref}'`;
       if (err instanceof LockError) return `cannot lock ref '${cmd.ref}': another update is in progress`;
+      if (code) return `cannot lock ref '${cmd.ref}' (${code})`;
       throw err;
     }
     const reason = this.check(cmd, file);
