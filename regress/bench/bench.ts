@@ -6,8 +6,9 @@
 import type { Section } from './lib';
 import { pushSection } from './push';
 import { uploadPackSection } from './upload_pack';
+import { wsSection } from './ws';
 
-const SECTIONS: Section[] = [uploadPackSection, pushSection];
+const SECTIONS: Section[] = [uploadPackSection, pushSection, wsSection];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

@@ -4,6 +4,7 @@
  * parsed access rules).  The same schema validates the configuration the
  * parent hands to its children, so there is one definition of "valid".
  */
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseRule, NAME, type AccessRule } from './access';
@@ -123,11 +124,27 @@ const hostPort = z.string().transform((s, ctx) => {
   return { host: (m[1] ?? m[2])!, port };
 });
 
+/** "10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8": a proxy whose X-Forwarded-For is believed. */
+const proxy = z.string().transform((s, ctx) => {
+  const m = /^([^/]+)(?:\/([0-9]{1,3}))?$/.exec(s);
+  const family = m ? net.isIP(m[1]!) : 0;
+  const prefix = m?.[2] !== undefined ? Number(m[2]) : null;
+  if (!m || family === 0 || (prefix !== null && prefix > (family === 6 ? 128 : 32))) {
+    ctx.addIssue({ code: 'custom', message: `bad proxy address ${JSON.stringify(s)}: expected an IP address or a network like "10.0.0.0/8"` });
+    return z.NEVER;
+  }
+  return { address: m[1]!, prefix };
+});
+
 const websocket = z.strictObject({
   listen: z.array(hostPort).min(1, 'needs at least one address'),
   tls: z.strictObject({ cert: absolutePath, key: absolutePath }).optional(),
   rate: rate.optional(),
-}).transform((w) => ({ listen: w.listen, tls: w.tls ?? null, rate: w.rate ?? (parseRate(DEFAULTS.websocketRate) as Rate) }));
+  trusted_proxies: z.array(proxy).optional(),
+}).transform((w) => ({
+  listen: w.listen, tls: w.tls ?? null, rate: w.rate ?? (parseRate(DEFAULTS.websocketRate) as Rate),
+  trustedProxies: w.trusted_proxies ?? [],
+}));
 
 const connection = z.strictObject({
   request_timeout: duration.optional(),

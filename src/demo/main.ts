@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { accountSync } from '../sys/users';
+import { demoWebSocket, waitForPort } from './websocket';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const isRoot = process.getuid?.() === 0;
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   const repo = sampleRepo(dir, isRoot ? daemonUser : null);
   const sock = path.join(dir, 'gotd.sock');
   const conf = path.join(dir, 'gotd.conf');
+  const web = await demoWebSocket(dir);
   fs.writeFileSync(conf, [
     '# gotd demo configuration (written by make demo)',
     `user = "${daemonUser.name}"`,
@@ -78,18 +80,21 @@ async function main(): Promise<void> {
     '[connection]',
     'request_timeout = "10m"',
     '',
+    ...web.config,
+    '',
     '[[repository]]',
     'name = "demo"',
     `path = "${repo}"`,
-    `access = ["permit ro anonymous", "permit rw ${me.name}"]`,
+    `access = ["permit ro anonymous", "permit rw ${me.name}", "permit rw ${web.user}"]`,
     '',
   ].join('\n'));
 
-  const gotd = spawn(path.join(prefix, 'sbin', 'gotd'), ['-d', '-v', '-f', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const gotd = spawn(path.join(prefix, 'sbin', 'gotd'), ['-d', '-v', '-f', conf, '-s', web.secrets], { stdio: ['ignore', 'inherit', 'inherit'] });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => gotd.kill('SIGTERM'));
   gotd.on('exit', (code) => process.exit(code ?? 1));
   try {
     await waitForSocket(sock, gotd);
+    await waitForPort(web.port);
   } catch (e) {
     process.stderr.write(`demo: ${(e as Error).message}\n`);
     process.exit(1);
@@ -104,6 +109,11 @@ async function main(): Promise<void> {
     '',
     `  GOTD_UNIX_SOCKET=${sock} git clone -u ${bin}/git-upload-pack file:///demo gotd-demo`,
     `  cd gotd-demo && echo hi >> README && git -c user.name=you -c user.email=you@example.org commit -qam hi && GOTD_UNIX_SOCKET=${sock} git push --receive-pack=${bin}/git-receive-pack`,
+    '',
+    'Over a WebSocket (git-remote-ws is in the PATH given here; `make install` puts it in yours):',
+    '',
+    `  PATH=${path.join(prefix, 'bin')}:$PATH git clone ws://127.0.0.1:${web.port}/demo gotd-demo-ws`,
+    `  cd gotd-demo-ws && echo hi >> README && git commit -qam hi && PATH=${path.join(prefix, 'bin')}:$PATH git push ws://${web.user}:${web.password}@127.0.0.1:${web.port}/demo HEAD:main`,
     '',
     `  ${path.join(prefix, 'sbin', 'gotctl')} -f ${sock} info`,
     '',

@@ -7,9 +7,9 @@
 import { evaluate, NAME, type Identity } from '../config/access';
 import { findRepository, type Config } from '../config/schema';
 import type { Secrets } from '../config/secrets';
-import { verifyPassword } from '../config/password';
 import type { Service, Who } from '../ipc/messages';
 import type { Account, Groups } from '../sys/users';
+import { checkPassword } from './password_check';
 
 export interface UserDb {
   byUid(uid: number): Promise<Account | null>;
@@ -51,7 +51,7 @@ async function identify(config: Config, secrets: Secrets, db: UserDb, who: Who):
   if (who.kind === 'web') {
     if (who.user === null) return { groups: [], gids: [], anonymous: true };
     const entry = Object.hasOwn(secrets.users, who.user) ? secrets.users[who.user] : undefined;
-    const good = await verifyPassword(who.password, entry?.password ?? DUMMY_HASH);
+    const good = await checkPassword(who.user, who.password, entry?.password ?? DUMMY_HASH);
     if (!entry || !good) return { refused: entry ? 'wrong password' : 'unknown user', user: who.user };
     return { user: who.user, groups: entry.groups, gids: [], anonymous: false };
   }

@@ -21,6 +21,8 @@ import type { Log } from './log';
 import { NotifyProcess } from './notify_hook';
 import { Session } from './session';
 import type { ServerHandle } from './socket';
+import { sameWebListen, type WebSockets } from './web_bind';
+import { PasswordGate, WebClient } from './web_session';
 
 /** How long running sessions may take to finish when gotd stops. */
 export const STOP_GRACE_MS = 10_000;
@@ -36,6 +38,8 @@ export interface DaemonOptions {
   secrets: Secrets;
   secretsRaw: unknown;
   server: ServerHandle;
+  /** The bound [websocket] sockets and TLS material, or null without a [websocket] section. */
+  web: WebSockets | null;
   /** Inode of gotd.sock as created, so that stopping removes only our own socket. */
   socketIno: number;
   confinement: Confinement;
@@ -61,6 +65,7 @@ export class Daemon {
   private secrets: Secrets;
   private readonly log: Log;
   private onListening: (() => void) | null = null;
+  private readonly gate = new PasswordGate();
 
   constructor(private readonly o: DaemonOptions) {
     this.config = o.config;
@@ -85,6 +90,7 @@ export class Daemon {
         this.listen.send({ type: 'config', config: this.configRaw, daemonUid: process.getuid?.() ?? 0 });
         this.listen.send({ type: 'load', sessions: this.sessions.size });
         this.listen.send({ type: 'server', path: this.config.listen }, this.o.server);
+        for (const w of this.o.web?.sockets ?? []) this.listen.send({ type: 'websocket', address: w.address, tls: this.o.web!.tls }, w.handle);
       },
       onMessage: (m, handle) => this.fromListen(m, handle),
       onExit: (again) => { if (!again) this.fatal('listen keeps dying'); },
@@ -124,10 +130,15 @@ export class Daemon {
       case 'control':
         if (!isSocket(handle)) { this.log.error('listen sent a control request without its socket'); return; }
         return void this.control(m.peer, m.request, handle);
+      case 'web': {
+        if (!isSocket(handle)) { this.log.error('listen sent a WebSocket client without its socket'); return; }
+        const web = new WebClient(m.request);
+        return this.client(null, web.gitRequest(), handle, web);
+      }
     }
   }
 
-  private client(peer: Peer, request: GitRequest, socket: net.Socket): void {
+  private client(peer: Peer | null, request: GitRequest, socket: net.Socket, web: WebClient | null = null): void {
     socket.pause();
     const id = this.nextId++;
     const s = new Session(id, socket, peer, request, {
@@ -140,7 +151,9 @@ export class Daemon {
       countAll: () => this.sessions.size,
       ended: (x) => { this.sessions.delete(x.id); this.load(); this.drained?.(); },
       pushed: (repo, user, updates) => this.notify.pushed(repo, user, updates),
-    });
+      authFailed: (address) => this.listen.send({ type: 'failed', address }),
+      gate: this.gate,
+    }, web);
     this.sessions.set(id, s);
     this.load();
     if (this.stopping) { s.kill(); return; }
@@ -230,6 +243,7 @@ export class Daemon {
     const { config, raw } = loadConfig(path);
     if (config.listen !== this.config.listen) throw new Error(`${path}: listen: changing the socket needs a restart of gotd`);
     if (config.user !== this.config.user) throw new Error(`${path}: user: changing the user needs a restart of gotd`);
+    if (!sameWebListen(config.websocket, this.config.websocket)) throw new Error(`${path}: websocket: changing the WebSocket addresses or TLS files needs a restart of gotd`);
     let secretsRaw = this.secretsRaw;
     let secrets: Secrets = NO_SECRETS;
     let note = '';
@@ -280,6 +294,7 @@ export class Daemon {
       }
       await Promise.all([this.listen.stop(), this.auth.stop(), this.notify.stop()]);
       try { this.o.server.close(); } catch { /* already closed */ }
+      for (const w of this.o.web?.sockets ?? []) try { w.handle.close(); } catch { /* already closed */ }
       removeSocket(this.config.listen, this.o.socketIno);
       this.log.info('stopped');
     })();

@@ -12,6 +12,7 @@ import { loadPeercred } from '../sys/peercred';
 import { childLog } from './log';
 import type { ListenContext, Listener } from './listener';
 import { startUnixListener } from './listen_unix';
+import { WebFront } from './listen_ws';
 
 const log = childLog('listen');
 
@@ -30,6 +31,7 @@ function main(): void {
   let parentSessions = 0;
   let held = 0;
   const listeners: Listener[] = [];
+  let web: WebFront | null = null;
 
   const ctx: ListenContext = {
     config: () => config!,
@@ -71,7 +73,14 @@ function main(): void {
         listeners.push(startUnixListener(ctx, handle));
         log.info(`listening on ${msg.path}`);
         send({ type: 'listening', path: msg.path });
-        // The WebSocket listener (issue 5) starts here too when config.websocket is set.
+        break;
+      case 'websocket':
+        if (!config || typeof handle !== 'object' || handle === null) { log.error('WebSocket socket without configuration'); process.exit(3); }
+        web ??= new WebFront(ctx);
+        listeners.push(web.listen(handle, msg.address, msg.tls));
+        break;
+      case 'failed':
+        web?.failed(msg.address);
         break;
       case 'load':
         parentSessions = msg.sessions;

@@ -16,7 +16,7 @@ export interface ListenContext {
   /** Counts a connection until the returned function is called (idempotent). */
   hold(): () => void;
   /** Passes a client whose request has been read, and its socket, to the parent. */
-  handOff(msg: Extract<FromListen, { type: 'client' | 'control' }>, socket: net.Socket): void;
+  handOff(msg: Extract<FromListen, { type: 'client' | 'control' | 'web' }>, socket: net.Socket): void;
   log: Log;
 }
 

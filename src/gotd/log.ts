@@ -25,6 +25,9 @@ export function getVerbosity(): number {
   return verbosity;
 }
 
+// A stderr that went away (EPIPE) must not turn each log line into another error to log.
+process.stderr.on('error', () => undefined);
+
 function write(prefix: string, msg: string): void {
   // One line each: a newline in a message (a repository name, an error) must not forge log lines.
   process.stderr.write(`${prefix}: ${msg.replace(/[\r\n]+/g, ' ')}\n`);

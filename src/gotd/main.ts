@@ -18,6 +18,7 @@ import { Daemon } from './daemon';
 import { detectLayers } from './layers';
 import { makeLog, setVerbosity } from './log';
 import { createUnixSocket } from './socket';
+import { bindWebSockets, loadTls, type WebSockets } from './web_bind';
 
 const USAGE = 'usage: gotd [-dnv] [-f config] [-s secrets]';
 export const DEFAULT_CONFIG = '/etc/gotd.conf';
@@ -114,6 +115,10 @@ async function main(): Promise<void> {
   const { config, raw } = loaded;
 
   if (o.check) {
+    if (config.websocket?.tls) {
+      // Like repository paths, the files are this machine's business; gotd reads them at start.
+      try { loadTls(config.websocket.tls); } catch (e) { process.stderr.write(`gotd: warning: ${o.configPath}: ${(e as Error).message}\n`); }
+    }
     if (!acct) process.stderr.write(`gotd: warning: ${o.configPath}: user: no account "${config.user}" on this system\n`);
     for (const w of notifyWarnings(config, o.configPath)) process.stderr.write(`gotd: warning: ${w}\n`);
     if (o.verbose > 0) {
@@ -137,6 +142,10 @@ async function main(): Promise<void> {
     die((e as Error).message);
   }
   const socketIno = fs.lstatSync(config.listen).ino;
+  let web: WebSockets | null = null;
+  if (config.websocket) {
+    try { web = await bindWebSockets(config.websocket); } catch (e) { die(`${o.configPath}: ${(e as Error).message}`); }
+  }
   if (isRoot) {
     try { dropPrivileges(acct); } catch (e) { die((e as Error).message); }
     log.info(`running as ${acct.name} (uid ${acct.uid}, gid ${acct.gid})`);
@@ -154,7 +163,7 @@ async function main(): Promise<void> {
   let code = 0;
   const daemon = new Daemon({
     configPath: o.configPath, secretsPath: o.secretsPath, account: acct, config, configRaw: raw, secrets, secretsRaw,
-    server, socketIno, confinement: detected.confinement, layers: detected.layers, log,
+    server, web, socketIno, confinement: detected.confinement, layers: detected.layers, log,
     exit: (c) => process.exit(c || code),
   });
   const stop = (sig: string): void => {

@@ -16,6 +16,7 @@ import {
 } from '../ipc/messages';
 import { entryPath, workerCommand, type Confinement } from '../sys/confine';
 import type { Log } from './log';
+import type { PasswordGate, WebClient } from './web_session';
 
 /** Input caps: a fetch sends wants and haves, a push sends a pack. */
 export const MAX_INPUT_READ = 128 * 1024 * 1024;
@@ -37,6 +38,10 @@ export interface SessionDeps {
   countAll(): number;
   ended(s: Session): void;
   pushed(repo: string, user: string, updates: NonNullable<Extract<FromWorker, { type: 'done' }>['updates']>): void;
+  /** WebSocket credentials were wrong: listen charges the address. */
+  authFailed?(address: string): void;
+  /** Password checks in flight per WebSocket client address. */
+  gate?: PasswordGate;
 }
 
 export class Session {
@@ -50,7 +55,9 @@ export class Session {
   private outcome: string | null = null;
   private over = false;
 
-  constructor(readonly id: number, socket: net.Socket, readonly peer: Peer, readonly request: GitRequest, private readonly deps: SessionDeps) {
+  /** web: a WebSocket client (peer is then null), answered in HTTP. */
+  constructor(readonly id: number, socket: net.Socket, readonly peer: Peer | null, readonly request: GitRequest, private readonly deps: SessionDeps,
+    readonly web: WebClient | null = null) {
     this.socket = socket;
     this.repo = request.repo;
     socket.on('error', () => socket.destroy());
@@ -60,27 +67,37 @@ export class Session {
   get service(): GitRequest['service'] { return this.request.service; }
 
   async run(): Promise<void> {
-    const who: Who = { kind: 'unix', peer: this.peer, ...(this.request.user !== undefined ? { asUser: this.request.user } : {}) };
+    const who: Who = this.web ? this.web.who() : { kind: 'unix', peer: this.peer!, ...(this.request.user !== undefined ? { asUser: this.request.user } : {}) };
+    const checks = this.web?.request.user != null ? this.web.request.address : null;
+    if (checks !== null && this.deps.gate && !this.deps.gate.enter(checks)) {
+      return this.refuse(`too many logins at once from ${checks}, try again later`, 'refused: password checks in flight from this address', 429);
+    }
     let d: Decision;
     try {
       d = await this.deps.authorize(who, this.request.repo, this.request.service);
     } catch (e) {
       return this.refuse('authorization unavailable, try again later', `auth: ${(e as Error).message}`);
+    } finally {
+      if (checks !== null) this.deps.gate?.leave(checks);
     }
     this.user = d.user;
     this.deps.log.debug(`session ${this.id}: auth answered in ${Date.now() - this.started}ms`);
     if (this.over) return;
-    if (d.verdict === 'deny') return this.refuse(ACCESS_DENIED, `denied: ${d.reason}`);
-    if (this.request.service === 'git-receive-pack' && d.verdict !== 'rw') return this.refuse(ACCESS_DENIED, 'denied: read-only access');
+    if (this.web && !d.authenticated) this.deps.authFailed?.(this.web.request.address);
+    // Over WebSocket, a "no" to anonymous or to wrong credentials is 401: the client may then log in.
+    const no = d.authenticated && this.web?.request.user !== null ? 403 : 401;
+    if (d.verdict === 'deny') return this.refuse(ACCESS_DENIED, `denied: ${d.reason}`, no);
+    if (this.request.service === 'git-receive-pack' && d.verdict !== 'rw') return this.refuse(ACCESS_DENIED, 'denied: read-only access', no);
 
     const config = this.deps.config();
     const repo = findRepository(config, d.repo ?? '');
-    if (!repo) return this.refuse(ACCESS_DENIED, `denied: repository ${d.repo ?? '?'} gone after reload`);
+    if (!repo) return this.refuse(ACCESS_DENIED, `denied: repository ${d.repo ?? '?'} gone after reload`, no);
+    if (this.web && this.web.request.accept === null) return this.refuse('not a WebSocket upgrade', 'refused: not a WebSocket upgrade', 426);
     this.repo = repo.name;
 
     const limit = limitFor(config, d.user);
     if (this.deps.countUser(d.user) >= limit) {
-      return this.refuse(`too many connections for user ${d.user} (limit ${limit})`, `refused: per-user limit ${limit}`);
+      return this.refuse(`too many connections for user ${d.user} (limit ${limit})`, `refused: per-user limit ${limit}`, 429);
     }
     if (this.deps.countAll() > config.connection.maxConnections) {
       return this.refuse(`too many connections: the server limit of ${config.connection.maxConnections} is reached, try again later`, 'refused: max_connections');
@@ -133,6 +150,7 @@ export class Session {
       requestTimeoutMs: config.connection.requestTimeout,
       maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
       staleBefore: this.deps.startedAt,
+      ...(this.web?.request.accept ? { websocket: { accept: this.web.request.accept } } : {}),
     };
     const sock = this.socket!;
     this.socket = null;
@@ -141,10 +159,13 @@ export class Session {
     });
   }
 
-  private refuse(clientError: string, outcome: string): void {
+  /** status: what a WebSocket client is answered (401, 403, 426, 429, 503). */
+  private refuse(clientError: string, outcome: string, status: 401 | 403 | 426 | 429 | 503 = 503): void {
     const sock = this.socket;
     this.socket = null;
-    if (sock && !sock.destroyed) {
+    if (sock && !sock.destroyed && this.web) {
+      this.web.refuse(sock, status, clientError);
+    } else if (sock && !sock.destroyed) {
       sock.end(encodeLine({ ok: false, error: clientError }));
       setTimeout(() => sock.destroy(), 2000).unref();
     }
@@ -159,7 +180,7 @@ export class Session {
     const secs = ((Date.now() - this.started) / 1000).toFixed(2);
     const d = this.done;
     this.deps.log.session(`session ${this.id}: user=${this.user} repo=${JSON.stringify(this.repo).slice(0, 200)} service=${this.service} ` +
-      `in=${d?.bytesIn ?? 0} out=${d?.bytesOut ?? 0} time=${secs}s outcome=${outcome}`);
+      `in=${d?.bytesIn ?? 0} out=${d?.bytesOut ?? 0} time=${secs}s outcome=${outcome}${this.web ? ` from=${this.web.request.address}` : ''}`);
     if (d && d.updates.length > 0) this.deps.pushed(this.repo, this.user, d.updates);
     this.deps.ended(this);
   }

@@ -6,10 +6,11 @@
  * (see src/sys/confine.ts) before any of this runs.
  */
 import * as net from 'node:net';
-import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { Transform, type Duplex, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { errPkt } from '../git/pktline';
 import { encodeLine } from '../ipc/line';
 import { fromWorkerSchema, parseMessage, sessionSchema, type FromWorker, type SessionMsg } from '../ipc/messages';
+import { httpResponse } from './http_head';
 
 export interface Conn { input: Readable; output: Writable }
 
@@ -69,35 +70,39 @@ export function runWorker<R>(service: Service<R>): void {
     sock.allowHalfOpen = true; // the client may stop sending before it has read everything
     sock.on('error', () => sock.destroy());
     sock.on('close', () => setTimeout(() => { log('client gone; exiting'); process.exit(1); }, service.graceMs));
-    sock.setTimeout(msg.requestTimeoutMs, () => {
-      log(`no traffic for ${msg.requestTimeoutMs / 1000}s (request_timeout); closing`);
-      sock.destroy();
-    });
 
     let repo: R;
     try {
       repo = service.open(msg);
     } catch (e) {
       log(`cannot open repository: ${(e as Error).message}`);
-      sock.end(encodeLine({ ok: false, error: 'repository not available' }));
+      sock.end(msg.websocket ? httpResponse(503, 'repository not available') : encodeLine({ ok: false, error: 'repository not available' }));
       report({ type: 'done', ok: false, error: 'cannot open repository', bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] }, () => exitSoon(1));
       return;
     }
 
+    // What the engine reads and writes: the socket itself, or WebSocket framing on it.
+    const conn: Duplex = msg.websocket ? webSocket(sock, msg.websocket.accept) : sock;
+    conn.on('error', () => conn.destroy());
+    // Set after the WebSocket takes the socket (ws clears socket timeouts).
+    sock.setTimeout(msg.requestTimeoutMs, () => {
+      log(`no traffic for ${msg.requestTimeoutMs / 1000}s (request_timeout); closing`);
+      sock.destroy();
+    });
     const input = new InputCap(msg.maxInputBytes, () => {
       log(`client sent more than ${msg.maxInputBytes} bytes; closing`);
-      sock.end(errPkt('input too large'));
-      setTimeout(() => sock.destroy(), 1000).unref();
+      conn.end(errPkt('input too large'));
+      setTimeout(() => { conn.destroy(); sock.destroy(); }, 1000).unref();
     });
     input.on('error', () => { /* the engine sees the stream end */ });
-    sock.pipe(input);
-    sock.write(encodeLine({ ok: true }));
+    conn.pipe(input);
+    if (!msg.websocket) sock.write(encodeLine({ ok: true }));
 
-    service.serve(repo, { input, output: sock }, msg, log).then(
-      (r) => finish(sock, { type: 'done', ok: r.ok, error: r.error, bytesIn: r.bytesIn, bytesOut: r.bytesOut, updates: r.updates ?? [], pushOptions: r.pushOptions ?? [] }),
+    service.serve(repo, { input, output: conn }, msg, log).then(
+      (r) => finish(conn, sock, { type: 'done', ok: r.ok, error: r.error, bytesIn: r.bytesIn, bytesOut: r.bytesOut, updates: r.updates ?? [], pushOptions: r.pushOptions ?? [] }),
       (e: unknown) => {
         log(`engine failure: ${(e as Error).stack ?? String(e)}`);
-        finish(sock, { type: 'done', ok: false, error: `internal error: ${(e as Error).message}`, bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] });
+        finish(conn, sock, { type: 'done', ok: false, error: `internal error: ${(e as Error).message}`, bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] });
       });
   });
   // Nothing arrives: the parent went away or is broken; do not linger.
@@ -106,16 +111,22 @@ export function runWorker<R>(service: Service<R>): void {
   report({ type: 'ready' }, () => undefined);
 }
 
-/** Flushes what the engine wrote, reports, and exits. */
-function finish(sock: net.Socket, done: FromWorker): void {
+/** The WebSocket side, loaded only when needed (it brings in the ws module). */
+function webSocket(sock: net.Socket, accept: string): Duplex {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./worker_ws') as typeof import('./worker_ws')).webSocketConn(sock, accept);
+}
+
+/** Flushes what the engine wrote (through conn), reports, and exits. */
+function finish(conn: Duplex, sock: net.Socket, done: FromWorker): void {
   let once = false;
   const after = (): void => {
     if (once) return;
     once = true;
-    report(done, () => { sock.destroy(); exitSoon(done.type === 'done' && done.ok ? 0 : 1); });
+    report(done, () => { conn.destroy(); sock.destroy(); exitSoon(done.type === 'done' && done.ok ? 0 : 1); });
   };
-  if (sock.destroyed || sock.writableFinished) { after(); return; }
-  if (!sock.writableEnded) sock.end();
-  sock.once('finish', after);
-  sock.once('close', after);
+  if (conn.destroyed || conn.writableFinished) { after(); return; }
+  if (!conn.writableEnded) conn.end();
+  conn.once('finish', after);
+  conn.once('close', after);
 }

@@ -112,6 +112,27 @@ export type RefUpdateMsg = z.infer<typeof refUpdateSchema>;
 
 /* ---------- parent <-> listen ---------- */
 
+/**
+ * A WebSocket client's request as listen read it from the HTTP request
+ * head (see src/gotd/web_request.ts); the parent decides on it and answers
+ * in HTTP, or a worker completes the upgrade.
+ */
+export const webRequestSchema = z.strictObject({
+  service: serviceSchema,
+  /** The path without its leading "/", percent-decoded; may name nothing. */
+  repo: z.string().max(1024),
+  /** The Git-Protocol header ("version=2"), or "". */
+  protocol: z.string().max(256),
+  /** HTTP Basic credentials; user null = none sent (anonymous). */
+  user: z.string().min(1).max(256).nullable(),
+  password: z.string().max(1024),
+  /** The client's address (after trusted_proxies), for logs and the rate limit. */
+  address: z.string().max(64),
+  /** Sec-WebSocket-Accept for the 101 answer; null when the request is not a valid WebSocket upgrade. */
+  accept: z.string().regex(/^[A-Za-z0-9+/]{27}=$/).nullable(),
+});
+export type WebRequest = z.infer<typeof webRequestSchema>;
+
 export const toListenSchema = z.discriminatedUnion('type', [
   /** The configuration as parsed TOML; listen validates it with the config schema itself. */
   z.strictObject({ type: z.literal('config'), config: z.unknown(), daemonUid: z.number().int() }),
@@ -121,6 +142,13 @@ export const toListenSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('load'), sessions: z.number().int().min(0) }),
   /** Stop accepting; the parent is shutting down. */
   z.strictObject({ type: z.literal('stop') }),
+  /** Comes with a bound TCP socket handle: listen for WebSocket clients there (TLS when cert/key are given). */
+  z.strictObject({
+    type: z.literal('websocket'), address: z.string().max(300),
+    tls: z.strictObject({ cert: z.string().max(1 << 20), key: z.string().max(1 << 20) }).nullable(),
+  }),
+  /** Wrong WebSocket credentials came from this address: charge its rate bucket extra. */
+  z.strictObject({ type: z.literal('failed'), address: z.string().max(64) }),
 ]);
 export type ToListen = z.infer<typeof toListenSchema>;
 
@@ -130,6 +158,8 @@ export const fromListenSchema = z.discriminatedUnion('type', [
   /** Comes with the client socket; the request has been read and parsed. */
   z.strictObject({ type: z.literal('client'), peer: peerSchema, request: gitRequestSchema }),
   z.strictObject({ type: z.literal('control'), peer: peerSchema, request: controlRequestSchema }),
+  /** Comes with the client socket (or, for TLS, listen's end of a relay); nothing after the request head was read. */
+  z.strictObject({ type: z.literal('web'), request: webRequestSchema }),
 ]);
 export type FromListen = z.infer<typeof fromListenSchema>;
 
@@ -183,6 +213,8 @@ export const sessionSchema = z.strictObject({
   maxInputBytes: z.number().int().positive(),
   /** When gotd started: lock files and quarantines older than this were left by a crash. */
   staleBefore: z.number().int().positive(),
+  /** A WebSocket client: the worker answers the upgrade with this Sec-WebSocket-Accept and speaks WebSocket. */
+  websocket: z.strictObject({ accept: z.string().regex(/^[A-Za-z0-9+/]{27}=$/) }).optional(),
 });
 export type SessionMsg = z.infer<typeof sessionSchema>;
 

@@ -17,6 +17,11 @@ function zodDir(): string {
   return fs.realpathSync(path.dirname(require.resolve('zod/package.json')));
 }
 
+/** ws, for the WebSocket framing a reader or writer does for WebSocket clients. */
+function wsDir(): string {
+  return fs.realpathSync(path.dirname(require.resolve('ws/package.json')));
+}
+
 export const WORKER_HEAP_MB = 512;
 
 export interface Confinement {
@@ -46,6 +51,7 @@ export function nodeFlags(repoPath: string, write: boolean, heapMb: number): str
     '--experimental-permission',
     `--allow-fs-read=${RUNTIME_SRC}`,
     `--allow-fs-read=${zodDir()}`,
+    `--allow-fs-read=${wsDir()}`,
     `--allow-fs-read=${repoPath}`,
     ...(write ? [`--allow-fs-write=${repoPath}`] : []),
     '--no-addons',
@@ -80,6 +86,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
   const flags = [...nodeFlags(repoPath, write, c.heapMb), ...entry];
   if (!c.bwrap) return { file: node, args: flags };
   const zod = zodDir();
+  const ws = wsDir();
   return {
     file: c.bwrap,
     args: [
@@ -89,6 +96,7 @@ export function workerCommand(c: Confinement, entry: string[], repoPath: string,
       ...systemBinds(node),
       '--ro-bind', RUNTIME_SRC, RUNTIME_SRC,
       '--ro-bind', zod, zod,
+      '--ro-bind', ws, ws,
       write ? '--bind' : '--ro-bind', repoPath, repoPath,
       ...(c.proc ? ['--proc', '/proc'] : []),
       '--dev', '/dev',
