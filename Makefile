@@ -31,6 +31,11 @@ check: all
 bench: all
 	$(NODE) build/regress/bench/bench.js
 
+# Minutes of fuzzing, exhaustion, load and faults; prints the table of README "Reliability".
+STRESS_ARGS ?=
+stress: all
+	$(NODE) build/regress/stress/stress.js $(STRESS_ARGS)
+
 # A private gotd in the foreground with a sample repository (state in build/demo,
 # or a fresh /tmp/gotd-demo-* directory when run as root); prints clone commands.
 demo: all
@@ -68,4 +73,4 @@ install: all
 clean:
 	rm -rf build src/sys/peercred/build
 
-.PHONY: all check bench demo install clean
+.PHONY: all check bench stress demo install clean

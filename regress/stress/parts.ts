@@ -1,0 +1,9 @@
+/** The parts of make stress, in the order they run. Each part lives in its own module. */
+import type { Row, StressOptions } from './table';
+
+export interface Part {
+  name: Row['part'];
+  run(opts: StressOptions): Promise<Row[]>;
+}
+
+export const PARTS: Part[] = [];
