@@ -29,6 +29,14 @@ function bindTcp(ip: string, port: number): ServerHandle {
   const handle = create(ip, port, v6 ? 6 : 4, undefined, v6 ? IPV6_ONLY : 0);
   const shown = v6 ? `[${ip}]:${port}` : `${ip}:${port}`;
   if (typeof handle === 'number') throw new Error(`websocket: cannot listen on ${shown}: ${util.getSystemErrorName(handle)}`);
+  // libuv defers EADDRINUSE from bind to listen; listen() on the unbound socket would then
+  // pick a random port on every interface.  A socket that is not bound where asked is refused now.
+  const bound: { address?: string; port?: number } = {};
+  const err = (handle as { getsockname(out: object): number }).getsockname(bound);
+  if (err !== 0 || bound.port !== port) {
+    (handle as ServerHandle).close();
+    throw new Error(`websocket: cannot listen on ${shown}: ${err !== 0 ? util.getSystemErrorName(err) : 'EADDRINUSE'}`);
+  }
   return handle as ServerHandle;
 }
 
