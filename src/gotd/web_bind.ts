@@ -33,7 +33,7 @@ function bindTcp(ip: string, port: number): ServerHandle {
   // pick a random port on every interface.  A socket that is not bound where asked is refused now.
   const bound: { address?: string; port?: number } = {};
   const err = (handle as { getsockname(out: object): number }).getsockname(bound);
-  if (err !== 0 || bound.port !== port) {
+  if (err !== 0 || (port !== 0 && bound.port !== port)) {
     (handle as ServerHandle).close();
     throw new Error(`websocket: cannot listen on ${shown}: ${err !== 0 ? util.getSystemErrorName(err) : 'EADDRINUSE'}`);
   }
