@@ -4,11 +4,12 @@
  * a Section) to SECTIONS below. `node bench.js [section...] [--runs N]`.
  */
 import type { Section } from './lib';
+import { daemonSection } from './daemon';
 import { pushSection } from './push';
 import { uploadPackSection } from './upload_pack';
 import { wsSection } from './ws';
 
-const SECTIONS: Section[] = [uploadPackSection, pushSection, wsSection];
+const SECTIONS: Section[] = [uploadPackSection, pushSection, daemonSection, wsSection];
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { z } from 'zod';
+import type { z } from '../ipc/zod';
 import { parseMessage } from '../ipc/messages';
 import { childFlags, RUNTIME_SRC } from '../sys/confine';
 import type { Log } from './log';

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { z } from 'zod';
+import { z } from '../ipc/zod';
 import type { Layers } from '../ipc/messages';
 import { entryPath, findBwrap, workerCommand, WORKER_HEAP_MB, type Confinement } from '../sys/confine';
 

@@ -3,7 +3,8 @@
  * repository, in a fresh confined process that can read only that
  * repository and gotd's own code, and write nothing.
  */
-import { Repository, uploadPack } from './engine';
+import { Repository } from '../git/repository';
+import { uploadPack } from '../git/upload_pack';
 import { runWorker } from './worker';
 
 runWorker<Repository>({

@@ -4,7 +4,8 @@
  * the client vanishes it gets a few seconds to finish or roll back, so a
  * ref update is never cut in half.
  */
-import { Repository, receivePack } from './engine';
+import { Repository } from '../git/repository';
+import { receivePack } from '../git/receive_pack';
 import { runWorker } from './worker';
 
 runWorker<Repository>({

@@ -6,7 +6,7 @@
  * parse is treated as a misbehaving sender (its session is killed), never
  * acted upon.
  */
-import { z } from 'zod';
+import { strictObject, z } from './zod';
 
 /* ---------- gotd.sock: one JSON line from the client, one JSON line back ---------- */
 
@@ -17,7 +17,7 @@ export const SERVICES = ['git-upload-pack', 'git-receive-pack'] as const;
 export const serviceSchema = z.enum(SERVICES);
 export type Service = z.infer<typeof serviceSchema>;
 
-export const gitRequestSchema = z.strictObject({
+export const gitRequestSchema = strictObject({
   type: z.literal('git'),
   service: serviceSchema,
   repo: z.string().min(1).max(1024),
@@ -28,7 +28,7 @@ export const gitRequestSchema = z.strictObject({
 });
 export type GitRequest = z.infer<typeof gitRequestSchema>;
 
-export const controlRequestSchema = z.strictObject({
+export const controlRequestSchema = strictObject({
   type: z.literal('control'),
   command: z.enum(['info', 'stop', 'reload']),
   /** reload -c FILE */
@@ -40,10 +40,10 @@ export const clientRequestSchema = z.discriminatedUnion('type', [gitRequestSchem
 export type ClientRequest = z.infer<typeof clientRequestSchema>;
 
 /** The daemon's first line to gotsh: after {"ok":true} the Git protocol begins. */
-export const gitReplySchema = z.strictObject({ ok: z.boolean(), error: z.string().max(1000).optional() });
+export const gitReplySchema = strictObject({ ok: z.boolean(), error: z.string().max(1000).optional() });
 export type GitReply = z.infer<typeof gitReplySchema>;
 
-export const sessionInfoSchema = z.strictObject({
+export const sessionInfoSchema = strictObject({
   id: z.number().int(),
   user: z.string(),
   repo: z.string(),
@@ -52,7 +52,7 @@ export const sessionInfoSchema = z.strictObject({
   pid: z.number().int().optional(),
 });
 
-export const layersSchema = z.strictObject({
+export const layersSchema = strictObject({
   permissionModel: z.boolean(),
   unprivilegedUser: z.boolean(),
   /** How bubblewrap confines, e.g. "bubblewrap (no nested user namespaces)"; null without it. */
@@ -62,7 +62,7 @@ export const layersSchema = z.strictObject({
 });
 export type Layers = z.infer<typeof layersSchema>;
 
-export const infoSchema = z.strictObject({
+export const infoSchema = strictObject({
   pid: z.number().int(),
   uptimeMs: z.number(),
   configPath: z.string(),
@@ -70,12 +70,12 @@ export const infoSchema = z.strictObject({
   uid: z.number().int(),
   listen: z.string(),
   layers: layersSchema,
-  children: z.array(z.strictObject({ role: z.string(), pid: z.number().int() })),
+  children: z.array(strictObject({ role: z.string(), pid: z.number().int() })),
   sessions: z.array(sessionInfoSchema),
 });
 export type Info = z.infer<typeof infoSchema>;
 
-export const controlReplySchema = z.strictObject({
+export const controlReplySchema = strictObject({
   ok: z.boolean(),
   error: z.string().max(8192).optional(),
   message: z.string().max(8192).optional(),
@@ -86,7 +86,7 @@ export type ControlReply = z.infer<typeof controlReplySchema>;
 /* ---------- shared pieces ---------- */
 
 /** Kernel-reported credentials of a unix socket peer (SO_PEERCRED). */
-export const peerSchema = z.strictObject({
+export const peerSchema = strictObject({
   uid: z.number().int().min(0).max(0xffffffff),
   gid: z.number().int().min(0).max(0xffffffff),
   pid: z.number().int().min(0),
@@ -95,13 +95,13 @@ export type Peer = z.infer<typeof peerSchema>;
 
 const oid = z.string().regex(/^[0-9a-f]{40}$/);
 
-export const protectSchema = z.strictObject({
+export const protectSchema = strictObject({
   branches: z.array(z.string()),
   branchNamespaces: z.array(z.string()),
   tagNamespaces: z.array(z.string()),
 });
 
-export const refUpdateSchema = z.strictObject({
+export const refUpdateSchema = strictObject({
   ref: z.string().max(4096),
   old: oid,
   new: oid,
@@ -117,7 +117,7 @@ export type RefUpdateMsg = z.infer<typeof refUpdateSchema>;
  * head (see src/gotd/web_request.ts); the parent decides on it and answers
  * in HTTP, or a worker completes the upgrade.
  */
-export const webRequestSchema = z.strictObject({
+export const webRequestSchema = strictObject({
   service: serviceSchema,
   /** The path without its leading "/", percent-decoded; may name nothing. */
   repo: z.string().max(1024),
@@ -135,31 +135,31 @@ export type WebRequest = z.infer<typeof webRequestSchema>;
 
 export const toListenSchema = z.discriminatedUnion('type', [
   /** The configuration as parsed TOML; listen validates it with the config schema itself. */
-  z.strictObject({ type: z.literal('config'), config: z.unknown(), daemonUid: z.number().int() }),
+  strictObject({ type: z.literal('config'), config: z.unknown(), daemonUid: z.number().int() }),
   /** Comes with the bound unix socket handle. */
-  z.strictObject({ type: z.literal('server'), path: z.string() }),
+  strictObject({ type: z.literal('server'), path: z.string() }),
   /** Sessions running in the parent, for max_connections. */
-  z.strictObject({ type: z.literal('load'), sessions: z.number().int().min(0) }),
+  strictObject({ type: z.literal('load'), sessions: z.number().int().min(0) }),
   /** Stop accepting; the parent is shutting down. */
-  z.strictObject({ type: z.literal('stop') }),
+  strictObject({ type: z.literal('stop') }),
   /** Comes with a bound TCP socket handle: listen for WebSocket clients there (TLS when cert/key are given). */
-  z.strictObject({
+  strictObject({
     type: z.literal('websocket'), address: z.string().max(300),
-    tls: z.strictObject({ cert: z.string().max(1 << 20), key: z.string().max(1 << 20) }).nullable(),
+    tls: strictObject({ cert: z.string().max(1 << 20), key: z.string().max(1 << 20) }).nullable(),
   }),
   /** Wrong WebSocket credentials came from this address: charge its rate bucket extra. */
-  z.strictObject({ type: z.literal('failed'), address: z.string().max(64) }),
+  strictObject({ type: z.literal('failed'), address: z.string().max(64) }),
 ]);
 export type ToListen = z.infer<typeof toListenSchema>;
 
 export const fromListenSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('ready') }),
-  z.strictObject({ type: z.literal('listening'), path: z.string() }),
+  strictObject({ type: z.literal('ready') }),
+  strictObject({ type: z.literal('listening'), path: z.string() }),
   /** Comes with the client socket; the request has been read and parsed. */
-  z.strictObject({ type: z.literal('client'), peer: peerSchema, request: gitRequestSchema }),
-  z.strictObject({ type: z.literal('control'), peer: peerSchema, request: controlRequestSchema }),
+  strictObject({ type: z.literal('client'), peer: peerSchema, request: gitRequestSchema }),
+  strictObject({ type: z.literal('control'), peer: peerSchema, request: controlRequestSchema }),
   /** Comes with the client socket (or, for TLS, listen's end of a relay); nothing after the request head was read. */
-  z.strictObject({ type: z.literal('web'), request: webRequestSchema }),
+  strictObject({ type: z.literal('web'), request: webRequestSchema }),
 ]);
 export type FromListen = z.infer<typeof fromListenSchema>;
 
@@ -167,15 +167,15 @@ export type FromListen = z.infer<typeof fromListenSchema>;
 
 export const whoSchema = z.discriminatedUnion('kind', [
   /** gotd.sock: the kernel's word, plus a forced-command assertion to be checked. */
-  z.strictObject({ kind: z.literal('unix'), peer: peerSchema, asUser: z.string().max(64).optional() }),
+  strictObject({ kind: z.literal('unix'), peer: peerSchema, asUser: z.string().max(64).optional() }),
   /** WebSocket: HTTP Basic credentials, or none (anonymous). */
-  z.strictObject({ kind: z.literal('web'), user: z.string().max(256).nullable(), password: z.string().max(1024) }),
+  strictObject({ kind: z.literal('web'), user: z.string().max(256).nullable(), password: z.string().max(1024) }),
 ]);
 export type Who = z.infer<typeof whoSchema>;
 
 export const toAuthSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('config'), config: z.unknown(), secrets: z.unknown() }),
-  z.strictObject({
+  strictObject({ type: z.literal('config'), config: z.unknown(), secrets: z.unknown() }),
+  strictObject({
     type: z.literal('authorize'), id: z.number().int(), who: whoSchema,
     repo: z.string().max(1024), service: serviceSchema,
   }),
@@ -183,9 +183,9 @@ export const toAuthSchema = z.discriminatedUnion('type', [
 export type ToAuth = z.infer<typeof toAuthSchema>;
 
 export const fromAuthSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('ready') }),
-  z.strictObject({ type: z.literal('configured') }),
-  z.strictObject({
+  strictObject({ type: z.literal('ready') }),
+  strictObject({ type: z.literal('configured') }),
+  strictObject({
     type: z.literal('decision'), id: z.number().int(),
     verdict: z.enum(['ro', 'rw', 'deny']),
     /** False when WebSocket credentials were missing or wrong (HTTP 401 rather than 403). */
@@ -203,7 +203,7 @@ export type Decision = Extract<FromAuth, { type: 'decision' }>;
 
 /* ---------- parent <-> session worker (reader / writer) ---------- */
 
-export const sessionSchema = z.strictObject({
+export const sessionSchema = strictObject({
   type: z.literal('session'),
   repoPath: z.string().min(1),
   access: z.enum(['ro', 'rw']),
@@ -214,13 +214,13 @@ export const sessionSchema = z.strictObject({
   /** When gotd started: lock files and quarantines older than this were left by a crash. */
   staleBefore: z.number().int().positive(),
   /** A WebSocket client: the worker answers the upgrade with this Sec-WebSocket-Accept and speaks WebSocket. */
-  websocket: z.strictObject({ accept: z.string().regex(/^[A-Za-z0-9+/]{27}=$/) }).optional(),
+  websocket: strictObject({ accept: z.string().regex(/^[A-Za-z0-9+/]{27}=$/) }).optional(),
 });
 export type SessionMsg = z.infer<typeof sessionSchema>;
 
 export const fromWorkerSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('ready') }),
-  z.strictObject({
+  strictObject({ type: z.literal('ready') }),
+  strictObject({
     type: z.literal('done'),
     ok: z.boolean(),
     error: z.string().max(4096).optional(),
@@ -242,7 +242,7 @@ export type FromWorker = z.infer<typeof fromWorkerSchema>;
  * never waits for a delivery.
  */
 
-export const httpTargetSchema = z.strictObject({
+export const httpTargetSchema = strictObject({
   url: z.string().min(1).max(4096),
   /** Label in the secrets file's [hmac] table. */
   hmac: z.string().max(64).optional(),
@@ -253,7 +253,7 @@ export const httpTargetSchema = z.strictObject({
 });
 export type HttpTargetConfig = z.output<typeof httpTargetSchema>;
 
-export const emailTargetSchema = z.strictObject({
+export const emailTargetSchema = strictObject({
   to: z.string().min(3).max(320),
   from: z.string().min(3).max(320).optional(),
   replyTo: z.string().min(3).max(320).optional(),
@@ -262,7 +262,7 @@ export const emailTargetSchema = z.strictObject({
 });
 export type EmailTargetConfig = z.output<typeof emailTargetSchema>;
 
-export const notifySettingsSchema = z.strictObject({
+export const notifySettingsSchema = strictObject({
   /** Short branch names ("main" for refs/heads/main). */
   branches: z.array(z.string().max(1024)).max(10_000),
   /** Ref name prefixes ending in "/". */
@@ -272,13 +272,13 @@ export const notifySettingsSchema = z.strictObject({
 });
 export type NotifySettings = z.output<typeof notifySettingsSchema>;
 
-export const notifySecretsSchema = z.strictObject({
+export const notifySecretsSchema = strictObject({
   hmac: z.record(z.string().max(64), z.string().max(4096)),
-  auth: z.record(z.string().max(64), z.strictObject({ user: z.string().max(1024), password: z.string().max(4096) })),
+  auth: z.record(z.string().max(64), strictObject({ user: z.string().max(1024), password: z.string().max(4096) })),
 });
 export type NotifySecrets = z.output<typeof notifySecretsSchema>;
 
-export const pushedSchema = z.strictObject({
+export const pushedSchema = strictObject({
   type: z.literal('pushed'),
   /** The configured repository name, as notifications show it. */
   repo: z.string().min(1).max(1024),
@@ -296,7 +296,7 @@ export const toNotifySchema = z.discriminatedUnion('type', [pushedSchema]);
 export type ToNotify = z.output<typeof toNotifySchema>;
 
 export const fromNotifySchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('ready') }),
+  strictObject({ type: z.literal('ready') }),
 ]);
 export type FromNotify = z.output<typeof fromNotifySchema>;
 
