@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     '',
     `  ${path.join(prefix, 'sbin', 'gotctl')} -f ${sock} info`,
     '',
-    'Over ssh, install gotsh as git-upload-pack/git-receive-pack on the server (see README, "Operating").',
+    'Over ssh, install gotsh as git-upload-pack/git-receive-pack on the server (see README, "Access over ssh").',
     'Stop with Ctrl-C.',
     '',
   ].join('\n'));

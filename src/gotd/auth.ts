@@ -70,12 +70,12 @@ function main(): void {
     }
     const cfg = config;
     if (!cfg) {
-      send({ type: 'decision', id: msg.id, verdict: 'deny', authenticated: false, user: '?', reason: 'auth not configured yet' });
+      send({ type: 'decision', id: msg.id, verdict: 'deny', authenticated: false, user: '?', reason: 'auth not configured yet', unavailable: true });
       return;
     }
     authorize(cfg, secrets, db, msg.who, msg.repo, msg.service).then(
       (r) => send({ type: 'decision', id: msg.id, ...r }),
-      (e: unknown) => send({ type: 'decision', id: msg.id, verdict: 'deny', authenticated: false, user: '?', reason: `auth error: ${(e as Error).message}` }),
+      (e: unknown) => send({ type: 'decision', id: msg.id, verdict: 'deny', authenticated: false, user: '?', reason: `auth error: ${(e as Error).message}`, unavailable: true }),
     );
   });
   process.on('disconnect', () => process.exit(0));

@@ -83,6 +83,8 @@ export class Session {
     this.user = d.user;
     this.deps.log.debug(`session ${this.id}: auth answered in ${Date.now() - this.started}ms`);
     if (this.over) return;
+    // Not a verdict on the client: a 401 would make git-remote-ws erase a good stored password.
+    if (d.unavailable) return this.refuse('authorization unavailable, try again later', `auth: ${d.reason}`);
     if (this.web && !d.authenticated) this.deps.authFailed?.(this.web.request.address);
     // Over WebSocket, a "no" to anonymous or to wrong credentials is 401: the client may then log in.
     const no = d.authenticated && this.web?.request.user !== null ? 403 : 401;

@@ -196,6 +196,8 @@ export const fromAuthSchema = z.discriminatedUnion('type', [
     repo: z.string().max(1024).optional(),
     /** Why, for the log only; the client always just hears "access denied". */
     reason: z.string().max(1000),
+    /** Auth could not decide (not configured yet, overloaded, a lookup failed): "try again", never "wrong password". */
+    unavailable: z.boolean().optional(),
   }),
 ]);
 export type FromAuth = z.infer<typeof fromAuthSchema>;
