@@ -76,7 +76,7 @@ export function runWorker<R>(service: Service<R>): void {
       repo = service.open(msg);
     } catch (e) {
       log(`cannot open repository: ${(e as Error).message}`);
-      sock.end(msg.websocket ? httpResponse(503, 'repository not available') : encodeLine({ ok: false, error: 'repository not available' }));
+      sock.end(msg.websocket ? httpResponse(503, 'repository not available', { 'Retry-After': '5' }) : encodeLine({ ok: false, error: 'repository not available' }));
       report({ type: 'done', ok: false, error: 'cannot open repository', bytesIn: 0, bytesOut: 0, updates: [], pushOptions: [] }, () => exitSoon(1));
       return;
     }
