@@ -41,6 +41,8 @@ export interface ReceivePackOptions {
   staleBefore?: number;
   /** Largest pack accepted, in bytes. */
   maxInputBytes?: number;
+  /** How long one pkt-line from the client may take to arrive whole, ms (0 or absent: no limit). */
+  lineTimeoutMs?: number;
   /** Called at named steps of a push; crash tests stop the process there. */
   checkpoint?: (name: string) => void;
 }
@@ -193,7 +195,7 @@ class Session {
   constructor(private readonly repo: Repository, conn: Conn, private readonly opts: ReceivePackOptions) {
     this.out = new Output(conn.output);
     this.reader = new ByteReader(conn.input);
-    this.pkts = new PktReader(this.reader);
+    this.pkts = new PktReader(this.reader, opts.lineTimeoutMs ?? 0);
   }
 
   private log(line: string): void {

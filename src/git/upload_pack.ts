@@ -25,7 +25,12 @@ import { AGENT } from './version';
 
 export interface Conn { input: Readable; output: Writable }
 export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
-export interface UploadPackOptions { protocol: 0 | 1 | 2; log?: (line: string) => void }
+export interface UploadPackOptions {
+  protocol: 0 | 1 | 2;
+  log?: (line: string) => void;
+  /** How long one pkt-line from the client may take to arrive whole, ms (0 or absent: no limit). */
+  lineTimeoutMs?: number;
+}
 
 const V0_CAPABILITIES = [
   'multi_ack', 'thin-pack', 'side-band', 'side-band-64k', 'ofs-delta', 'shallow', 'deepen-since',
@@ -88,7 +93,7 @@ class UploadPackSession {
 
   constructor(private readonly repo: Repository, private readonly conn: Conn, private readonly opts: UploadPackOptions) {
     this.bytes = new ByteReader(conn.input);
-    this.pkts = new PktReader(this.bytes);
+    this.pkts = new PktReader(this.bytes, opts.lineTimeoutMs ?? 0);
     this.out = new Output(conn.output);
     this.graph = new CommitGraph(repo.objects);
   }

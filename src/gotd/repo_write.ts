@@ -16,6 +16,7 @@ runWorker<Repository>({
   serve: (repo, conn, msg, log) => receivePack(repo, conn, {
     protocol: msg.protocol, protect: msg.protect, log,
     maxInputBytes: msg.maxInputBytes,
+    lineTimeoutMs: msg.requestTimeoutMs,
     // Locks and quarantines from before gotd started belong to no living writer.
     staleBefore: msg.staleBefore,
   }),
