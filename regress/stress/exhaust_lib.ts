@@ -130,6 +130,8 @@ export interface RawClient {
   sock: net.Socket;
   /** Date.now() at connect. */
   startedAt: number;
+  /** Set to make a trickle stop. */
+  stopped: boolean;
   data(): Buffer;
   /** ms since connect when the server ended or closed, or null while open. */
   closedAt(): number | null;
@@ -152,7 +154,7 @@ export function rawClient(opts: net.NetConnectOpts): Promise<RawClient> {
     sock.on('end', end);
     sock.on('close', end);
     sock.on('error', end);
-    sock.once('connect', () => resolve({ sock, startedAt: t0, data: () => Buffer.concat(chunks), closedAt: () => closedAt, firstDataAt: () => firstAt, closed }));
+    sock.once('connect', () => resolve({ sock, startedAt: t0, stopped: false, data: () => Buffer.concat(chunks), closedAt: () => closedAt, firstDataAt: () => firstAt, closed }));
     sock.once('error', reject);
   });
 }
