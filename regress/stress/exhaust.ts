@@ -17,7 +17,7 @@ import {
 } from '../lib/daemon';
 import * as zlib from 'node:zlib';
 import { craftPack, insertDelta, refDelta, snapshot, varint, whole, ZERO } from '../lib/receive';
-import { fsckStrict, git, gitEnv, run, type RunResult } from '../lib/util';
+import { fsckStrict, git, gitEnv, mkrepo, run, type RunResult } from '../lib/util';
 import { freePort, startWsGotd, upgradeHead } from '../lib/ws';
 import {
   FLUSH, mb, MiB, pkt, rawClient, RssSampler, sleep, trickle, until, wantsV0, wantsV2, zeroStream, type RawClient,
@@ -30,6 +30,8 @@ export interface ExhaustSize {
   wants: number;
   /** Ref updates in one push. */
   refUpdates: number;
+  /** New branches in one git push. */
+  gitPushRefs: number;
   /** Refs in the advertised repository. */
   refs: number;
   /** Idle connections opened on each listener. */
@@ -47,12 +49,12 @@ export interface ExhaustSize {
 }
 
 export const FULL: ExhaustSize = {
-  wants: 1_000_000, refUpdates: 100_000, refs: 1_000_000, idle: 5000, maxConnections: 1000,
+  wants: 1_000_000, refUpdates: 100_000, gitPushRefs: 10_000, refs: 1_000_000, idle: 5000, maxConnections: 1000,
   authTimeoutS: 10, requestTimeoutS: 60, bombBytes: 4 * 1024 * MiB, daemonGrowth: 128 * MiB, workerMax: 700 * MiB,
 };
 
 export const SLICE: ExhaustSize = {
-  wants: 10_000, refUpdates: 1000, refs: 10_000, idle: 200, maxConnections: 150,
+  wants: 10_000, refUpdates: 1000, gitPushRefs: 5000, refs: 10_000, idle: 200, maxConnections: 150,
   authTimeoutS: 2, requestTimeoutS: 2, bombBytes: 600 * MiB, daemonGrowth: 96 * MiB, workerMax: 400 * MiB,
 };
 
@@ -121,8 +123,8 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 /* ------------------------------------------------------------------------ */
 /* Pushes with hand-made packs                                               */
 
-function commandList(updates: [string, string, string][]): Buffer {
-  const lines = updates.map(([o, n, r], i) => pkt(`${o} ${n} ${r}${i === 0 ? '\0report-status' : ''}\n`));
+function commandList(updates: [string, string, string][], caps = 'report-status'): Buffer {
+  const lines = updates.map(([o, n, r], i) => pkt(`${o} ${n} ${r}${i === 0 ? `\0${caps}` : ''}\n`));
   return Buffer.concat([...lines, FLUSH]);
 }
 
@@ -237,7 +239,8 @@ function refUpdates(over: boolean): Case {
     const before = refCount(repo);
     const updates: [string, string, string][] = [];
     for (let i = 0; i < n; i++) updates.push([ZERO, e.head, `refs/heads/u/${String(i).padStart(7, '0')}`]);
-    const input = Buffer.concat([commandList(updates), craftPack([])]);
+    // As git sends it: with side-band, so that keepalives can flow while the refs are written.
+    const input = Buffer.concat([commandList(updates, 'report-status side-band-64k'), craftPack([])]);
     const s = new RssSampler(e.g.pid).start();
     const r = await gotshRaw(e, 'git-receive-pack', 'push', input);
     s.stop();
@@ -252,9 +255,10 @@ function refUpdates(over: boolean): Case {
       ok = /too many ref updates/.test(line) && after === before;  // snapshot() below checks the rest
       figure = `refused in ${secs(r.ms)}: "${line}"`;
     } else {
-      const ng = r.stdout.split('\n').filter((l) => /^....ng /.test(l));
+      const ng = [...r.stdout.matchAll(/ng (refs\/[^\n]*)/g)].map((m) => m[1]!);
+      const keepalives = r.stdout.split('0005\x01').length - 1;
       ok = r.stdout.includes('unpack ok') && created === n && ng.length === 0;
-      figure = `${created} refs created in ${secs(r.ms)}${ng.length ? `, ${ng.length} failed: ${ng[0]!.slice(4, 120)}` : ''}`;
+      figure = `${created} refs created in ${secs(r.ms)} (${keepalives} keepalives)${ng.length ? `, ${ng.length} failed: ${ng[0]!.slice(0, 100)}` : ''}`;
     }
     ok &&= fsck === '' && s.workerPeak < e.size.workerMax;
     return {
@@ -266,6 +270,30 @@ function refUpdates(over: boolean): Case {
   },
   };
 }
+
+/** A real git push of many new branches: git must take the keepalives while the refs are written. */
+const gitPushRefs: Case = {
+  name: 'ref updates by git push',
+  async run(e) {
+    const n = e.size.gitPushRefs;
+    const work = mkrepo(['--preset', 'small'], { copy: true });
+    git(['--git-dir', work, 'update-ref', '--stdin'], { input: Array.from({ length: n }, (_, i) => `create refs/heads/g/${String(i).padStart(6, '0')} ${e.head}\n`).join('') });
+    const before = refCount(e.repos.push!);
+    const s = new RssSampler(e.g.pid).start();
+    const t0 = Date.now();
+    const r = await run('git', ['--git-dir', work, 'push', '--porcelain', '--receive-pack', path.join(e.inst.bin, 'git-receive-pack'), 'file:///push', 'refs/heads/g/*:refs/heads/g/*'],
+      asUser(undefined, { env: { GOTD_UNIX_SOCKET: e.g.sock } }));
+    s.stop();
+    const created = refCount(e.repos.push!) - before;
+    const fsck = fsckStrict(e.repos.push!);
+    const ok = r.code === 0 && created === n && fsck === '' && s.workerPeak < e.size.workerMax;
+    return {
+      runs: `${n} new branches`, figure: `${created} created in ${secs(Date.now() - t0)}, git exit ${r.code}, worker peak ${mb(s.workerPeak)}`,
+      limit: `complete (request_timeout ${e.size.requestTimeoutS} s, keepalives)`, ok,
+      ...(ok ? {} : { detail: `${r.stderr.trim().slice(-300)} ${fsck}` }),
+    };
+  },
+};
 
 function manyRefs(version: 0 | 2): Case {
   return {
@@ -507,7 +535,7 @@ function e0name(kind: 'unix' | 'ws'): string {
 function cases(size: ExhaustSize): Case[] {
   return [
     zlibBombSmall, zlibBombHuge, deltaOnHuge, deltaClaim,
-    wantCase(0), wantCase(2), refUpdates(true), refUpdates(false), manyRefs(2), manyRefs(0),
+    wantCase(0), wantCase(2), refUpdates(true), refUpdates(false), gitPushRefs, manyRefs(2), manyRefs(0),
     slowUnixRequest(size), slowWsHead(size), slowInSession(size), slowWsSession(size), silentInSession(size),
     silentUnix(size), silentWs(size), halfCloseUnix, halfCloseWs, halfCloseSession,
     idleCase('unix'), idleCase('ws'),
