@@ -50,7 +50,7 @@ export interface ExhaustSize {
 
 export const FULL: ExhaustSize = {
   wants: 1_000_000, refUpdates: 100_000, gitPushRefs: 10_000, refs: 1_000_000, idle: 5000, maxConnections: 1000,
-  authTimeoutS: 10, requestTimeoutS: 60, bombBytes: 4 * 1024 * MiB, daemonGrowth: 128 * MiB, workerMax: 700 * MiB,
+  authTimeoutS: 10, requestTimeoutS: 15, bombBytes: 4 * 1024 * MiB, daemonGrowth: 128 * MiB, workerMax: 700 * MiB,
 };
 
 export const SLICE: ExhaustSize = {
