@@ -50,3 +50,21 @@ t.test('raw bytes after pkt-lines are not lost', async (t) => {
   t.equal((await bytes.readSome())!.toString(), 'PACKrest');
   t.equal(await bytes.atEnd(), true);
 });
+
+t.test('a pkt-line must arrive whole within the line timeout, however its bytes trickle', async (t) => {
+  const s = new PassThrough();
+  const r = new PktReader(new ByteReader(s), 300);
+  s.write(pktLine('want 1'));
+  t.same(await r.read(), { kind: 'data', data: Buffer.from('want 1\n') }, 'a line at once');
+  const line = pktLine('want 2');
+  let i = 0;
+  const drip = setInterval(() => { if (i < line.length) s.write(line.subarray(i, ++i)); }, 100);
+  const t0 = Date.now();
+  await t.rejects(r.read(), { name: 'ProtocolError', message: /no complete pkt-line within 0.3 s/ }, 'a byte every 100 ms is cut');
+  clearInterval(drip);
+  const took = Date.now() - t0;
+  t.ok(took >= 290 && took < 1000, `cut after ${took} ms`);
+  const idle = new PktReader(new ByteReader(new PassThrough()));
+  const none = await Promise.race([idle.read().then(() => 'read'), new Promise((r) => setTimeout(() => r('waiting'), 400))]);
+  t.equal(none, 'waiting', 'no line timeout: the reader waits');
+});

@@ -6,6 +6,11 @@ import type { Readable } from 'node:stream';
  * The source is paused while enough is buffered, so a fast client cannot make
  * us hold more than one high-water mark of its bytes.
  */
+/** A read did not complete by its deadline. */
+export class ReadTimeout extends Error {
+  override name = 'ReadTimeout';
+}
+
 export class ByteReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -34,11 +39,16 @@ export class ByteReader {
     if (w) w();
   }
 
-  private async fill(): Promise<boolean> {
+  /** Waits for more bytes; until: a deadline (ms since the epoch), 0 for none. */
+  private async fill(until = 0): Promise<boolean> {
     if (this.failure) throw this.failure;
     if (this.ended) return false;
     if (this.src.isPaused()) this.src.resume();
-    await new Promise<void>((resolve) => { this.waiter = resolve; });
+    await new Promise<void>((resolve, reject) => {
+      if (until === 0) { this.waiter = resolve; return; }
+      const timer = setTimeout(() => { this.waiter = null; reject(new ReadTimeout('read timed out')); }, Math.max(0, until - Date.now()));
+      this.waiter = () => { clearTimeout(timer); resolve(); };
+    });
     if (this.failure) throw this.failure;
     return true;
   }
@@ -54,10 +64,14 @@ export class ByteReader {
     return false;
   }
 
-  /** Exactly n bytes, or null when the stream ends first (partial bytes are dropped). */
-  async readExact(n: number): Promise<Buffer | null> {
+  /**
+   * Exactly n bytes, or null when the stream ends first (partial bytes are
+   * dropped).  until: a deadline (ms since the epoch; 0 for none), past
+   * which it throws ReadTimeout.
+   */
+  async readExact(n: number, until = 0): Promise<Buffer | null> {
     while (this.buffered < n) {
-      if (!(await this.fill())) return null;
+      if (!(await this.fill(until))) return null;
     }
     return this.take(n);
   }

@@ -554,6 +554,10 @@ export class PackIndexer {
    */
   private resolveFrom(root: number, rootKids: number[], rootData: Buffer | null): void {
     interface Frame { idx: number; data: Buffer | null; kids: number[]; k: number }
+    // A blob is streamed whatever its size, but a delta base must be held whole.
+    if (rootData === null && this.e.size[root]! > this.maxObject) {
+      throw new PackIndexError(`delta base at ${this.e.offset[root]} is too large (${this.e.size[root]} bytes)`);
+    }
     const stack: Frame[] = [{ idx: root, data: rootData ?? this.inflated(root), kids: rootKids, k: 0 }];
     let held = stack[0]!.data!.length;
     const type = this.e.type[root]!;

@@ -128,6 +128,12 @@ export class LockFile {
 
   /** Renames the lock over the target and fsyncs the directory. */
   async commit(): Promise<void> {
+    this.rename();
+    await syncDir(path.dirname(this.target));
+  }
+
+  /** Renames the lock over the target; durable once the caller has synced the directory. */
+  rename(): void {
     if (this.done) throw new LockError(`lock ${path.basename(this.lockPath)} already released`);
     if (!this.stillOurs()) {
       this.done = true;
@@ -135,7 +141,6 @@ export class LockFile {
     }
     fs.renameSync(this.lockPath, this.target);
     this.done = true;
-    await syncDir(path.dirname(this.target));
   }
 
   /** Gives the lock up without touching the target. Safe to call more than once. */

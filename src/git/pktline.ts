@@ -3,7 +3,7 @@
  * (including themselves), then the payload; 0000 flush, 0001 delim and
  * 0002 response-end are the special packets of protocol v2.
  */
-import type { ByteReader } from './byte_reader';
+import { ReadTimeout, type ByteReader } from './byte_reader';
 
 /** Largest packet git sends or accepts: LARGE_PACKET_MAX. */
 export const MAX_PKT_LEN = 65520;
@@ -58,10 +58,25 @@ export function parseLength(head: Buffer): number {
 
 /** Reads pkt-lines from a ByteReader, enforcing the length rules. */
 export class PktReader {
-  constructor(readonly bytes: ByteReader) {}
+  /**
+   * lineTimeoutMs: how long one pkt-line may take to arrive whole (0: no
+   * limit).  A client that sends a byte now and then is never idle, but it
+   * is cut here.
+   */
+  constructor(readonly bytes: ByteReader, private readonly lineTimeoutMs = 0) {}
 
   async read(): Promise<Pkt> {
-    const head = await this.bytes.readExact(4);
+    if (this.lineTimeoutMs === 0) return this.readLine(0);
+    try {
+      return await this.readLine(Date.now() + this.lineTimeoutMs);
+    } catch (err) {
+      if (err instanceof ReadTimeout) throw new ProtocolError(`protocol error: no complete pkt-line within ${this.lineTimeoutMs / 1000} s`);
+      throw err;
+    }
+  }
+
+  private async readLine(until: number): Promise<Pkt> {
+    const head = await this.bytes.readExact(4, until);
     if (head === null) {
       if (this.bytes.available > 0) throw new ProtocolError('protocol error: truncated pkt-line length');
       return { kind: 'eof' };
@@ -74,7 +89,7 @@ export class PktReader {
       case 3: throw new ProtocolError('protocol error: bad line length 3');
     }
     if (len > MAX_PKT_LEN) throw new ProtocolError(`protocol error: bad line length ${len} (over ${MAX_PKT_LEN})`);
-    const data = len === 4 ? Buffer.alloc(0) : await this.bytes.readExact(len - 4);
+    const data = len === 4 ? Buffer.alloc(0) : await this.bytes.readExact(len - 4, until);
     if (data === null) throw new ProtocolError(`protocol error: pkt-line of length ${len} cut short`);
     return { kind: 'data', data };
   }

@@ -41,6 +41,10 @@ export interface ReceivePackOptions {
   staleBefore?: number;
   /** Largest pack accepted, in bytes. */
   maxInputBytes?: number;
+  /** How long one pkt-line from the client may take to arrive whole, ms (0 or absent: no limit). */
+  lineTimeoutMs?: number;
+  /** Keepalive interval while the push is processed, ms (side-band clients; default 5 s). */
+  keepAliveMs?: number;
   /** Called at named steps of a push; crash tests stop the process there. */
   checkpoint?: (name: string) => void;
 }
@@ -55,6 +59,9 @@ const CAPABILITIES = [
 
 /** More commands or push options than this in one push is refused. */
 const MAX_COMMANDS = 100000;
+/** git's receive.keepAlive default, and its keepalive: a band-1 packet with nothing in it. */
+const KEEPALIVE_MS = 5000;
+const KEEPALIVE = Buffer.from('0005\x01', 'latin1');
 const MAX_PUSH_OPTIONS = 1000;
 const MAX_PUSH_OPTION_BYTES = 1 << 20;
 
@@ -193,7 +200,7 @@ class Session {
   constructor(private readonly repo: Repository, conn: Conn, private readonly opts: ReceivePackOptions) {
     this.out = new Output(conn.output);
     this.reader = new ByteReader(conn.input);
-    this.pkts = new PktReader(this.reader);
+    this.pkts = new PktReader(this.reader, opts.lineTimeoutMs ?? 0);
   }
 
   private log(line: string): void {
@@ -257,7 +264,7 @@ class Session {
       }
       this.sideband = req.caps.has('side-band-64k');
       this.quiet = req.caps.has('quiet');
-      const unpack = await this.execute(req);
+      const unpack = await this.keptAlive(() => this.execute(req));
       await this.report(req.caps, unpack, req.commands);
       outcome.updates = req.commands.map((c) => ({
         ref: c.ref, old: c.old, new: c.new, ok: c.error === null, ...(c.error ? { reason: c.error } : {}),
@@ -281,6 +288,29 @@ class Session {
       outcome.bytesIn = this.reader.bytesRead;
       await this.out.end();
       outcome.bytesOut = this.out.bytes;
+    }
+  }
+
+  /**
+   * Runs fn (indexing, checks, ref updates: minutes for a big push, with
+   * nothing to say) while an empty band-1 packet goes out every
+   * keepAliveMs, as git's receive.keepAlive does, so that the client and
+   * anything timing the connection know we are still at it.  Without
+   * side-band there is nothing harmless to send.
+   */
+  private async keptAlive<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.sideband) return fn();
+    const timer = setInterval(() => {
+      try {
+        void this.out.write(KEEPALIVE)?.catch(() => undefined);
+      } catch {
+        // the client is gone; fn finds out on its own
+      }
+    }, this.opts.keepAliveMs ?? KEEPALIVE_MS);
+    try {
+      return await fn();
+    } finally {
+      clearInterval(timer);
     }
   }
 

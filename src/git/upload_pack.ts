@@ -25,7 +25,12 @@ import { AGENT } from './version';
 
 export interface Conn { input: Readable; output: Writable }
 export interface SessionOutcome { ok: boolean; error?: string; bytesIn: number; bytesOut: number }
-export interface UploadPackOptions { protocol: 0 | 1 | 2; log?: (line: string) => void }
+export interface UploadPackOptions {
+  protocol: 0 | 1 | 2;
+  log?: (line: string) => void;
+  /** How long one pkt-line from the client may take to arrive whole, ms (0 or absent: no limit). */
+  lineTimeoutMs?: number;
+}
 
 const V0_CAPABILITIES = [
   'multi_ack', 'thin-pack', 'side-band', 'side-band-64k', 'ofs-delta', 'shallow', 'deepen-since',
@@ -88,7 +93,7 @@ class UploadPackSession {
 
   constructor(private readonly repo: Repository, private readonly conn: Conn, private readonly opts: UploadPackOptions) {
     this.bytes = new ByteReader(conn.input);
-    this.pkts = new PktReader(this.bytes);
+    this.pkts = new PktReader(this.bytes, opts.lineTimeoutMs ?? 0);
     this.out = new Output(conn.output);
     this.graph = new CommitGraph(repo.objects);
   }
@@ -174,20 +179,23 @@ class UploadPackSession {
     const caps = [...V0_CAPABILITIES];
     if (head.target) caps.push(`symref=HEAD:${head.target}`);
     caps.push('object-format=sha1', `agent=${AGENT}`);
-    const lines: string[] = [];
+    if (this.opts.protocol === 1) await this.line('version 1');
+    // Line by line, not gathered first: with a million refs, every copy held costs a hundred MB.
+    let first = true;
+    const say = async (l: string): Promise<void> => {
+      await this.line(first ? `${l}\0${caps.join(' ')}` : l);
+      first = false;
+    };
     if (head.oid) {
-      lines.push(`${head.oid} HEAD`);
+      await say(`${head.oid} HEAD`);
       const peeled = this.repo.refs.peel(head.oid);
-      if (peeled && peeled !== head.oid) lines.push(`${peeled} HEAD^{}`);
+      if (peeled && peeled !== head.oid) await say(`${peeled} HEAD^{}`);
     }
     for (const r of refs) {
-      lines.push(`${r.oid} ${r.name}`);
-      if (r.peeled) lines.push(`${r.peeled} ${r.name}^{}`);
+      await say(`${r.oid} ${r.name}`);
+      if (r.peeled) await say(`${r.peeled} ${r.name}^{}`);
     }
-    if (lines.length === 0) lines.push(`${ZERO_OID} capabilities^{}`);
-    lines[0] += '\0' + caps.join(' ');
-    if (this.opts.protocol === 1) await this.line('version 1');
-    for (const l of lines) await this.line(l);
+    if (first) await say(`${ZERO_OID} capabilities^{}`);
     await this.send(FLUSH);
     return UploadPackSession.tips(head, refs);
   }
@@ -525,7 +533,8 @@ class UploadPackSession {
       else throw new ProtocolError(`unexpected line: '${a.slice(0, 200)}'`);
     }
     const match = (name: string) => prefixes.length === 0 || prefixes.some((p) => name.startsWith(p));
-    const lines: string[] = [];
+    let count = 0;
+    const say = async (l: string): Promise<void> => { count++; await this.line(l); };
     const head = this.repo.refs.head();
     if (match('HEAD')) {
       if (head.oid) {
@@ -533,9 +542,9 @@ class UploadPackSession {
         if (symrefs && head.target) l += ` symref-target:${head.target}`;
         const peeled = peel ? this.repo.refs.peel(head.oid) : null;
         if (peeled && peeled !== head.oid) l += ` peeled:${peeled}`;
-        lines.push(l);
+        await say(l);
       } else if (unborn && symrefs && head.target) {
-        lines.push(`unborn HEAD symref-target:${head.target}`);
+        await say(`unborn HEAD symref-target:${head.target}`);
       }
     }
     for (const r of this.repo.refs.list()) {
@@ -543,11 +552,10 @@ class UploadPackSession {
       let l = `${r.oid} ${r.name}`;
       if (symrefs && r.symref) l += ` symref-target:${r.symref}`;
       if (peel && r.peeled) l += ` peeled:${r.peeled}`;
-      lines.push(l);
+      await say(l);
     }
-    for (const l of lines) await this.line(l);
     await this.send(FLUSH);
-    this.summary = `; ls-refs ${lines.length} refs`;
+    this.summary = `; ls-refs ${count} refs`;
   }
 
   private async fetchV2(args: string[]): Promise<void> {

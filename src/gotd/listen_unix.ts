@@ -10,6 +10,9 @@ import { encodeLine, parseJson, readLine } from '../ipc/line';
 import { peerOf } from '../sys/peercred';
 import type { ListenContext, Listener } from './listener';
 
+/** Accept queue: a unix socket whose queue is full fails connect() at once, unlike TCP, which retries. */
+const BACKLOG = 4096;
+
 /** How long a refused client may take to read why. */
 const LINGER_MS = 2000;
 
@@ -61,6 +64,7 @@ export function startUnixListener(ctx: ListenContext, handle: object): Listener 
     ctx.log.error(`unix socket: ${e.message}`);
     process.exit(1);
   });
-  server.listen(handle);
+  // A burst of clients waits in the kernel's queue rather than failing with EAGAIN (the kernel caps it at somaxconn).
+  server.listen(handle, BACKLOG);
   return { close: () => server.close() };
 }

@@ -10,5 +10,6 @@ import { runWorker } from './worker';
 runWorker<Repository>({
   graceMs: 1000,
   open: (msg) => Repository.open(msg.repoPath),
-  serve: (repo, conn, msg, log) => uploadPack(repo, conn, { protocol: msg.protocol, log }),
+  // request_timeout also bounds each request line: a client trickling bytes is never idle.
+  serve: (repo, conn, msg, log) => uploadPack(repo, conn, { protocol: msg.protocol, log, lineTimeoutMs: msg.requestTimeoutMs }),
 });

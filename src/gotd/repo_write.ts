@@ -17,6 +17,9 @@ runWorker<Repository>({
   serve: (repo, conn, msg, log) => receivePack(repo, conn, {
     protocol: msg.protocol, protect: msg.protect, log,
     maxInputBytes: msg.maxInputBytes,
+    lineTimeoutMs: msg.requestTimeoutMs,
+    // A long push with nothing to say must not look idle to request_timeout.
+    keepAliveMs: Math.min(5000, msg.requestTimeoutMs / 2),
     // Locks and quarantines from before gotd started belong to no living writer.
     staleBefore: msg.staleBefore,
   }),
