@@ -1,9 +1,12 @@
 /** The parts of make stress, in the order they run. Each part lives in its own module. */
 import type { Row, StressOptions } from './table';
+import { fuzzPart } from './fuzz';
 
 export interface Part {
   name: Row['part'];
   run(opts: StressOptions): Promise<Row[]>;
 }
 
-export const PARTS: Part[] = [];
+export const PARTS: Part[] = [
+  fuzzPart,
+];
