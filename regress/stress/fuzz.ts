@@ -22,7 +22,7 @@ export const HANG_MS = 10_000;
 /** V8 heap cap of a worker. */
 const HEAP_MB = 256;
 /** Peak RSS each worker must stay under. */
-export const RSS_LIMIT_MB = 512;
+export const RSS_LIMIT_MB = 320;
 /** A worker over this is stopped at once (the machine is shared). */
 const RSS_KILL_MB = 1024;
 /** Setup (building the repository and seeds) and the final fsck may take this long. */

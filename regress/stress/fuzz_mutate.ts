@@ -74,9 +74,13 @@ export const EXTREME_NUMBERS = [
 
 const EXTREME_U32 = [0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 
+/** Concatenation that stops at MAX_INPUT (without first allocating the whole). */
 function cat(...parts: Buffer[]): Buffer {
-  const out = Buffer.concat(parts);
-  return out.length > MAX_INPUT ? out.subarray(0, MAX_INPUT) : out;
+  let total = 0;
+  let k = 0;
+  while (k < parts.length && total < MAX_INPUT) total += parts[k++]!.length;
+  const out = Buffer.concat(parts.slice(0, k));
+  return out.length > MAX_INPUT ? Buffer.from(out.subarray(0, MAX_INPUT)) : out;
 }
 
 /** One generic mutation of buf (never in place). `others` are the other seeds, for splicing. */
@@ -159,16 +163,22 @@ export function mutateOnce(rng: Rng, buf: Buffer, others: readonly Buffer[]): Bu
 
 /** Replaces one run of decimal digits (if any) with an extreme number. */
 export function extremeDecimal(rng: Rng, buf: Buffer): Buffer {
-  const text = buf.toString('latin1');
-  const runs = [...text.matchAll(/\d+/g)];
+  // Scans bytes, not a string: a megabyte of latin1 text would be an external string the GC frees late.
+  const runs: [number, number][] = [];
+  for (let i = 0; i < buf.length && runs.length < 4096; i++) {
+    if (buf[i]! < 0x30 || buf[i]! > 0x39) continue;
+    let j = i;
+    while (j < buf.length && buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
+    runs.push([i, j]);
+    i = j;
+  }
   const value = Buffer.from(rng.pick(EXTREME_NUMBERS), 'latin1');
   if (runs.length === 0) {
     const p = rng.int(buf.length + 1);
     return Buffer.concat([buf.subarray(0, p), value, buf.subarray(p)]);
   }
-  const m = rng.pick(runs);
-  const s = m.index!;
-  return Buffer.concat([buf.subarray(0, s), value, buf.subarray(s + m[0].length)]);
+  const [s, e] = rng.pick(runs);
+  return Buffer.concat([buf.subarray(0, s), value, buf.subarray(e)]);
 }
 
 /** 1..4 stacked generic mutations. */
