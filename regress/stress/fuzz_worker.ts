@@ -27,7 +27,7 @@ export function normalise(message: string, work: string): string {
   return message.split(work).join('…').split('\n')[0]!
     .replace(/[0-9a-f]{7,}/g, 'H').replace(/\d+/g, 'N')
     // the client's text quoted in a message (often cut at 200 characters) is not part of the kind
-    .replace(/['"`].*$/, 'S').replace(/(object format: ).*$/, '$1S')
+    .replace(/['"`][\s\S]*$/, 'S').replace(/(object format|invalid [\w-]+(?: line)?|ambiguous [\w-]+): [\s\S]*$/, '$1: S')
     // the names a mutated input chose (header fields, config keys) do not make another kind of error
     .replace(/header field \S+/g, 'header field F').replace(/^(…\/\S+: )(line N, column N: )?[^\s:]+: /, '$1$2K: ')
     .slice(0, 160);
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
   const top = [...errors].sort((a, b) => b[1] - a[1]);
   say({
     t: 'done', n: k, normal, kinds: errors.size, problem, note,
-    maxRssKb: process.resourceUsage().maxRSS, errors: Object.fromEntries(top.slice(0, 40)),
+    maxRssKb: process.resourceUsage().maxRSS, errors: Object.fromEntries(top.slice(0, 40)), rare: top.slice(-15).map((e) => e[0]),
   });
   return 0;
 }
