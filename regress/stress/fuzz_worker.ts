@@ -27,7 +27,7 @@ export function normalise(message: string, work: string): string {
   return message.split(work).join('…').split('\n')[0]!
     .replace(/[0-9a-f]{7,}/g, 'H').replace(/\d+/g, 'N')
     // the client's text quoted in a message (often cut at 200 characters) is not part of the kind
-    .replace(/['"`][\s\S]*$/, 'S').replace(/(object format|invalid [\w-]+(?: line)?|ambiguous [\w-]+): [\s\S]*$/, '$1: S')
+    .replace(/['"`][\s\S]*$/, 'S').replace(/(object format|invalid [\w-]+(?: line)?|ambiguous [\w-]+): [\s\S]*$/, '$1: S').replace(/unknown keys .*$/, 'unknown keys S')
     // the names a mutated input chose (header fields, config keys) do not make another kind of error
     .replace(/header field \S+/g, 'header field F').replace(/^(…\/\S+: )(line N, column N: )?[^\s:]+: /, '$1$2K: ')
     .slice(0, 160);
