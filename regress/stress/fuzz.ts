@@ -40,6 +40,9 @@ export interface FuzzResult {
   file: string | null;
   errors: Record<string, number>;
   note: string;
+  seed: number;
+  /** Number of the failing input, when there is one. */
+  input: number | null;
 }
 
 export interface FuzzOptions {
@@ -69,7 +72,7 @@ export function fuzzTarget(target: string, o: Omit<FuzzOptions, 'targets' | 'par
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `gotd-fuzz-${target}-`));
   fs.mkdirSync(o.outDir, { recursive: true });
   const res: FuzzResult = {
-    target, inputs: 0, seconds: 0, peakRssMb: 0, kinds: 0, normal: 0, ok: false, failure: null, file: null, errors: {}, note: '',
+    target, inputs: 0, seconds: 0, peakRssMb: 0, kinds: 0, normal: 0, ok: false, failure: null, file: null, errors: {}, note: '', seed: o.seed, input: null,
   };
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, WORKER, target, String(o.seconds), String(o.seed), '--work', work, '--out', o.outDir], {
@@ -171,6 +174,7 @@ export function fuzzTarget(target: string, o: Omit<FuzzOptions, 'targets' | 'par
       }
       if (!res.failure && res.peakRssMb >= RSS_LIMIT_MB) res.failure = `peak RSS ${res.peakRssMb} MB over ${RSS_LIMIT_MB} MB`;
       res.ok = res.failure === null;
+      if (!res.ok && lastN >= 0) res.input = lastN;
       if (res.ok || !process.env.GOTD_KEEP_TMP) fs.rmSync(work, { recursive: true, force: true });
       resolve(res);
     });
@@ -220,7 +224,8 @@ export function rowOf(r: FuzzResult): Row {
     ok: r.ok,
   };
   if (r.failure) {
-    row.detail = r.failure + (r.file ? `\n  input: ${r.file}\n  replay: node build/regress/stress/fuzz_worker.js ${r.target} --replay ${r.file}` : '');
+    row.detail = r.failure + (r.file ? `\n  input: ${r.file}\n  replay: node build/regress/stress/fuzz_worker.js ${r.target} --replay ${r.file}` : '')
+      + (r.input !== null ? `\n  or make it again: node build/regress/stress/fuzz_worker.js ${r.target} --input ${r.seed}:${r.input}` : '');
   }
   return row;
 }

@@ -558,8 +558,17 @@ function deltaTarget(): Target {
       if (r < 0.1) return pair(mutate(rng, base, []), delta);
       if (r < 0.25) {
         // header sizes pushed to extremes, or an extreme copy instruction
-        const sizes = [0, 1, base.length - 1, base.length + 1, 0xffffff, 2 ** 31, 2 ** 32, 2 ** 32 + 5, 2 ** 48, 2 ** 49 - 1];
-        const varint = (v: number) => { const b: number[] = []; do { let c = v % 128; v = Math.floor(v / 128); if (v) c |= 0x80; b.push(c); } while (v); return Buffer.from(b); };
+        const sizes = [0, 1, Math.max(0, base.length - 1), base.length + 1, 0xffffff, 2 ** 31, 2 ** 32, 2 ** 32 + 5, 2 ** 48, 2 ** 49 - 1];
+        const varint = (v: number) => {
+          const b: number[] = [];
+          do {
+            let c = v % 128;
+            v = Math.floor(v / 128);
+            if (v) c |= 0x80;
+            b.push(c);
+          } while (v > 0);
+          return Buffer.from(b);
+        };
         if (rng.chance(0.5)) {
           const src = rng.chance(0.5) ? base.length : rng.pick(sizes);
           const dst = rng.pick(sizes);

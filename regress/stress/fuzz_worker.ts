@@ -3,6 +3,7 @@
  *
  *   node fuzz_worker.js TARGET SECONDS SEED [--work DIR] [--out DIR]
  *   node fuzz_worker.js TARGET --replay FILE [--work DIR]
+ *   node fuzz_worker.js TARGET --input SEED:K [--work DIR]
  *
  * Input k of a run is a seeded mutation of a valid input, regenerated from
  * (SEED, k) alone. Before each run the input is written to DIR/current.bin,
@@ -48,8 +49,7 @@ function describe(err: unknown): { message: string; stack: string } {
   return { message: `${e.name}: ${e.message}`, stack: e.stack ?? e.message };
 }
 
-async function replay(target: Target, file: string): Promise<number> {
-  const input = fs.readFileSync(file);
+async function replay(target: Target, input: Buffer): Promise<number> {
   const t0 = Date.now();
   try {
     const r = await target.run(input);
@@ -80,7 +80,13 @@ async function main(): Promise<number> {
   await target.setup(work);
 
   const replayFile = opt('--replay');
-  if (replayFile) return replay(target, replayFile);
+  if (replayFile) return replay(target, fs.readFileSync(replayFile));
+  const again = opt('--input');
+  if (again) {
+    // --input SEED:K makes input K of a run with SEED again (also when making it was what failed)
+    const [s, k] = again.split(':').map(Number);
+    return replay(target, inputFor(target, s!, k!));
+  }
 
   const seconds = Number(argv[1]);
   const seed = Number(argv[2]);
@@ -108,11 +114,12 @@ async function main(): Promise<number> {
 
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
-    const input = inputFor(target, seed, k);
+    // The number first: if making the input itself fails, the parent still knows which one.
+    fs.writeSync(currentN, String(k).padEnd(16), 0);
     current_k = k;
+    const input = inputFor(target, seed, k);
     fs.writeSync(current, input, 0, input.length, 0);
     fs.ftruncateSync(current, input.length);
-    fs.writeSync(currentN, String(k).padEnd(16), 0);
     let result: string | null;
     try {
       result = await target.run(input);
