@@ -1,6 +1,7 @@
 /** The parts of make stress, in the order they run. Each part lives in its own module. */
 import type { Row, StressOptions } from './table';
 import { exhaustPart } from './exhaust';
+import { fuzzPart } from './fuzz';
 
 export interface Part {
   name: Row['part'];
@@ -8,5 +9,6 @@ export interface Part {
 }
 
 export const PARTS: Part[] = [
+  fuzzPart,
   exhaustPart,
 ];

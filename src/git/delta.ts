@@ -22,12 +22,26 @@ export function deltaHeaderSize(delta: Buffer, pos: number): [number, number] {
   return [size, pos];
 }
 
+/**
+ * Applies a delta to its base. The instructions are checked in a first
+ * pass, before anything is allocated: the target size in the header is
+ * the client's word, and a delta of a few bytes may claim gigabytes.
+ */
 export function applyDelta(base: Buffer, delta: Buffer): Buffer {
   let [srcSize, p] = deltaHeaderSize(delta, 0);
   if (srcSize !== base.length) throw new DeltaError(`delta base size mismatch (${srcSize} != ${base.length})`);
   let dstSize: number;
   [dstSize, p] = deltaHeaderSize(delta, p);
+  const start = p;
+  const o = walk(base, delta, start, dstSize, null);
+  if (o !== dstSize) throw new DeltaError(`delta produced ${o} bytes, expected ${dstSize}`);
   const out = Buffer.allocUnsafe(dstSize);
+  walk(base, delta, start, dstSize, out);
+  return out;
+}
+
+/** Runs the instructions from `p`: checks them (and copies into out, when given); returns the bytes produced. */
+function walk(base: Buffer, delta: Buffer, p: number, dstSize: number, out: Buffer | null): number {
   let o = 0;
   const n = delta.length;
   while (p < n) {
@@ -44,17 +58,16 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
       if (op & 0x40) size |= delta[p++]! << 16;
       if (size === 0) size = 0x10000;
       if (p > n || off + size > base.length || o + size > dstSize) throw new DeltaError('delta copy out of bounds');
-      base.copy(out, o, off, off + size);
+      if (out) base.copy(out, o, off, off + size);
       o += size;
     } else if (op !== 0) {
       if (p + op > n || o + op > dstSize) throw new DeltaError('delta insert out of bounds');
-      delta.copy(out, o, p, p + op);
+      if (out) delta.copy(out, o, p, p + op);
       o += op;
       p += op;
     } else {
       throw new DeltaError('delta opcode 0 is reserved');
     }
   }
-  if (o !== dstSize) throw new DeltaError(`delta produced ${o} bytes, expected ${dstSize}`);
-  return out;
+  return o;
 }

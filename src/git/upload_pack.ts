@@ -127,6 +127,8 @@ class UploadPackSession {
     } catch (err) {
       ok = false;
       error = this.describe(err);
+      // Anything but the client's fault is a bug: keep where it happened.
+      if (!(err instanceof ProtocolError || err instanceof Hangup)) this.log(`upload-pack: internal error: ${(err as Error).stack ?? error}`);
       if (!(err instanceof Hangup)) await this.reportError(error);
     } finally {
       await this.out.end();
