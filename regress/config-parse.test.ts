@@ -61,7 +61,7 @@ t.test('errors name the key and say what is wrong', async (t) => {
     ['[connection]\nmax_connections = -1', /connection\.max_connections: must be at least 1/],
     ['[connection]\nlimits = { alice = 0 }', /connection\.limits\.alice: must be at least 1/],
     ['[connection]\nspeed = 1', /connection\.speed: unknown key/],
-    ['[ssh]\ntrusted_accounts = "git"', /ssh\.trusted_accounts: must be a array/],
+    ['[ssh]\ntrusted_accounts = "git"', /ssh\.trusted_accounts: must be an array/],
     ['[websocket]\nlisten = ["localhost"]', /websocket\.listen\[0\]: bad address "localhost"/],
     ['[websocket]\nlisten = ["a:1"]\nrate = "5/day"', /websocket\.rate: bad rate "5\/day"/],
     ['[[repository]]\npath = "/x"', /repository\[0\]\.name: missing/],

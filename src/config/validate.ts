@@ -20,6 +20,13 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/** A TOML-ish name for a type zod names: "a table", "an array", "a string". */
+function typeName(t: string): string {
+  if (t === 'object') return 'a table';
+  if (t === 'Infinity' || t === 'NaN') return t;
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
 function describe(issue: z.core.$ZodIssue): { at: readonly PropertyKey[]; what: string } {
   if (issue.code === 'unrecognized_keys') {
     return { at: [...issue.path, issue.keys[0]!], what: issue.keys.length > 1 ? `unknown keys ${issue.keys.join(', ')}` : 'unknown key' };
@@ -27,7 +34,7 @@ function describe(issue: z.core.$ZodIssue): { at: readonly PropertyKey[]; what: 
   if (issue.code === 'invalid_type') {
     const got = / received (\w+)$/.exec(issue.message)?.[1];
     if (got === 'undefined') return { at: issue.path, what: 'missing (required)' };
-    return { at: issue.path, what: `must be ${issue.expected === 'object' ? 'a table' : `a ${issue.expected}`}${got ? `, not ${got === 'object' ? 'a table' : `a ${got}`}` : ''}` };
+    return { at: issue.path, what: `must be ${typeName(issue.expected)}${got ? `, not ${typeName(got)}` : ''}` };
   }
   return { at: issue.path, what: issue.message };
 }
