@@ -6,4 +6,6 @@ export interface Part {
   run(opts: StressOptions): Promise<Row[]>;
 }
 
-export const PARTS: Part[] = [];
+import { LOAD } from './load';
+
+export const PARTS: Part[] = [LOAD];
