@@ -116,7 +116,7 @@ ${[...this.repos].map(([name, p]) => `[[repository]]\nname = "${name}"\npath = "
     const rp = path.join(this.inst.bin, 'git-receive-pack');
     const pre = c.kind === 'gotsh' ? ['-c', `remote.origin.uploadpack=${up}`, '-c', `remote.origin.receivepack=${rp}`] : [];
     const sub = args[0];
-    const opt = c.kind === 'gotsh' && sub === 'clone' ? ['-u', up] : [];
+    const opt = c.kind !== 'gotsh' ? [] : sub === 'clone' || sub === 'fetch' || sub === 'ls-remote' ? [`--upload-pack=${up}`] : sub === 'push' ? [`--receive-pack=${rp}`] : [];
     const full = [...pre, sub!, ...opt, ...args.slice(1)];
     const env = c.kind === 'gotsh'
       ? { GOTD_UNIX_SOCKET: this.gotd!.sock }

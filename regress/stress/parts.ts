@@ -6,6 +6,7 @@ export interface Part {
   run(opts: StressOptions): Promise<Row[]>;
 }
 
+import { FAULTS } from './faults';
 import { LOAD } from './load';
 
-export const PARTS: Part[] = [LOAD];
+export const PARTS: Part[] = [LOAD, FAULTS];
