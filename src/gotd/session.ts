@@ -51,6 +51,14 @@ export class Session {
   admitted = false;
   worker: ChildProcess | null = null;
   private socket: net.Socket | null;
+  /**
+   * The parent's copy of the client socket while the worker takes it over.
+   * Node drops a handle whose receiver dies before acknowledging it without
+   * closing it, and the client would wait forever: so the parent keeps its
+   * copy until the worker says it has the socket, and answers the client
+   * itself when the worker dies before that.
+   */
+  private handing: net.Socket | null = null;
   private done: Extract<FromWorker, { type: 'done' }> | null = null;
   private outcome: string | null = null;
   private over = false;
@@ -134,6 +142,7 @@ export class Session {
       const msg = parseMessage(fromWorkerSchema, raw);
       if (!msg) { this.outcome = 'malformed message from worker'; worker.kill('SIGKILL'); return; }
       if (msg.type === 'ready') log.debug(`session ${this.id}: worker ${worker.pid} ready ${Date.now() - this.started}ms after the request`);
+      if (msg.type === 'started') { this.handing?.destroy(); this.handing = null; }
       if (msg.type === 'done') {
         this.done = msg;
         // It reported; it has no business staying around.
@@ -142,6 +151,12 @@ export class Session {
     });
     worker.on('exit', (code, signal) => {
       this.worker = null;
+      const held = this.handing;
+      this.handing = null;
+      if (held && !held.destroyed) {
+        this.socket = held;
+        return this.refuse('the session worker died before the session began, try again', `worker ended (${signal ?? `exit ${code}`}) before taking the client`);
+      }
       this.finish(this.outcome ?? (this.done ? (this.done.ok ? 'ok' : `failed: ${this.done.error ?? 'error'}`) : `worker ended (${signal ?? `exit ${code}`}) without a report`));
     });
 
@@ -154,8 +169,9 @@ export class Session {
     };
     const sock = this.socket!;
     this.socket = null;
-    worker.send(msg, sock, { keepOpen: false }, (err) => {
-      if (err) { log.error(`session ${this.id}: hand-off to worker failed: ${err.message}`); sock.destroy(); worker.kill('SIGKILL'); }
+    this.handing = sock;
+    worker.send(msg, sock, { keepOpen: true }, (err) => {
+      if (err) { log.error(`session ${this.id}: hand-off to worker failed: ${err.message}`); this.handing = null; sock.destroy(); worker.kill('SIGKILL'); }
     });
   }
 

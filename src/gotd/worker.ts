@@ -67,6 +67,7 @@ export function runWorker<R>(service: Service<R>): void {
       process.exit(2);
     }
     const sock = handle;
+    report({ type: 'started' }, () => undefined);
     sock.allowHalfOpen = true; // the client may stop sending before it has read everything
     sock.on('error', () => sock.destroy());
     sock.on('close', () => setTimeout(() => { log('client gone; exiting'); process.exit(1); }, service.graceMs));

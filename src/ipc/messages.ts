@@ -220,6 +220,8 @@ export type SessionMsg = z.infer<typeof sessionSchema>;
 
 export const fromWorkerSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ready') }),
+  // The worker holds the client socket: the parent may close its own copy.
+  z.strictObject({ type: z.literal('started') }),
   z.strictObject({
     type: z.literal('done'),
     ok: z.boolean(),

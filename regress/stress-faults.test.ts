@@ -1,0 +1,58 @@
+/**
+ * make check's slice of make stress "faults": 10 seeded kills (workers,
+ * listen, auth) and 2 disk-full points against a real gotd; every row of
+ * the full run must hold.  Before it, the regression test for what the
+ * full run found first: a worker killed before it took the client's socket
+ * left the client waiting for ever (Node keeps an unacknowledged handle
+ * open); gotd now answers such a client itself.
+ */
+import t from 'tap';
+import { alive } from './lib/daemon';
+import { Env, sleep, unavailable, type Client } from './stress/gotd_env';
+import { runFaults } from './stress/faults';
+
+const why = unavailable();
+if (why) {
+  t.plan(0, `faults: ${why}`);
+} else {
+  t.test('a worker killed before it takes the client: the client hears why at once', async (t) => {
+    const env = new Env(1);
+    t.teardown(() => env.stop());
+    const g = await env.start();
+    const clients: Client[] = [{ kind: 'gotsh', acct: env.unixUsers[0]! }, { kind: 'ws', ws: env.wsUsers[0]! }];
+    let early = 0;
+    for (let i = 0; i < 6; i++) {
+      const c = clients[i % 2]!;
+      const before = g.log.filter((l) => /before taking the client/.test(l)).length;
+      const run = env.git(c, ['ls-remote', env.url(c, 'r0')], env.workdir(c, `k${i}`), 60_000);
+      let done = false;
+      void run.then(() => { done = true; });
+      let pid: number | undefined;
+      while (!done && pid === undefined) { pid = env.roles().readers[0]; if (pid === undefined) await sleep(2); }
+      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+      const r = await run;
+      t.notOk(r.timedOut, `${c.kind} client ${i} did not hang (${r.ms} ms): ${r.stderr.trim()}`);
+      t.ok(r.ms < 20_000, `${c.kind} client ${i} ended within 20 s (${r.ms} ms)`);
+      await sleep(200);
+      if (g.log.filter((l) => /before taking the client/.test(l)).length > before) {
+        early++;
+        t.match(r.stderr, /session worker died before the session began, try again/, `${c.kind}: the client is told`);
+      }
+    }
+    t.ok(early > 0, `${early} of 6 kills landed before the worker took the client`);
+    t.equal(env.fsckAll().length, 0, 'fsck --strict');
+    const c = clients[0]!;
+    const ok = await env.git(c, ['ls-remote', env.url(c, 'r0')], env.workdir(c, 'after'));
+    t.equal(ok.code, 0, `served afterwards: ${ok.stderr}`);
+  });
+
+  t.test('faults slice: 10 kills, 2 disk-full points', async (t) => {
+    const rows = await runFaults({ fuzzSeconds: 0, loadSeconds: 0, clients: 0, kills: 10, seed: Number(process.env.STRESS_SEED ?? 1), log: (l) => t.comment(l) }, 2);
+    t.equal(rows.length, 4, 'one row per kind of fault');
+    for (const r of rows) {
+      t.comment(`${r.case}: ${r.figure} (${r.runs})`);
+      t.ok(r.ok, `${r.case}: ${r.figure}${r.detail ? ` — ${r.detail}` : ''}`);
+    }
+    t.match(rows[0]!.runs, /^[1-9][0-9]* kills/, 'workers were killed');
+  });
+}
