@@ -7,9 +7,13 @@
  * open); gotd now answers such a client itself.
  */
 import t from 'tap';
-import { alive } from './lib/daemon';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { alive, repoFor } from './lib/daemon';
+import { fsckStrict, refsOf } from './lib/util';
 import { Env, sleep, unavailable, type Client } from './stress/gotd_env';
-import { runFaults } from './stress/faults';
+import { freeBytes, mountTmpfs, runFaults, unmount } from './stress/faults';
 
 const why = unavailable();
 if (why) {
@@ -44,6 +48,40 @@ if (why) {
     const c = clients[0]!;
     const ok = await env.git(c, ['ls-remote', env.url(c, 'r0')], env.workdir(c, 'after'));
     t.equal(ok.code, 0, `served afterwards: ${ok.stderr}`);
+  });
+
+  t.test('a push into a full disk: gotsh relays why, repository unchanged', async (t) => {
+    const env = new Env(0);
+    const mnt = path.join(env.dir, 'disk');
+    const no = mountTmpfs(mnt, 8);
+    if (no) { t.pass(`skipped: ${no}`); await env.stop(); return; }
+    t.teardown(async () => { await env.stop(); unmount(mnt); });
+    const repo = repoFor(mnt, 'full', env.daemon);
+    env.addRepo('full', repo);
+    await env.start();
+    const c: Client = { kind: 'gotsh', acct: env.unixUsers[1]! };
+    const work = env.workdir(c, 'w');
+    t.equal((await env.git(c, ['clone', '-q', env.url(c, 'full'), 'clone'], work)).code, 0, 'clone');
+    const clone = path.join(work, 'clone');
+    fs.writeFileSync(path.join(clone, 'big.txt'), crypto.randomBytes(1_500_000).toString('base64'));
+    fs.chownSync(path.join(clone, 'big.txt'), c.acct!.uid, c.acct!.gid);
+    t.equal((await env.local(c, ['add', '-A'], clone)).code, 0);
+    t.equal((await env.local(c, ['commit', '-q', '-m', 'big'], clone)).code, 0);
+    const refs0 = refsOf(repo);
+    const filler = path.join(mnt, 'filler');
+    fs.writeFileSync(filler, Buffer.alloc(freeBytes(mnt)));
+    // The worker fails at the pack's first bytes while git is still sending the rest.
+    for (let i = 0; i < 6; i++) {
+      const r = await env.git(c, ['push', '-q', env.url(c, 'full'), 'HEAD:refs/heads/big'], clone);
+      t.not(r.code, 0, 'refused');
+      t.match(r.stderr, /remote unpack failed: no space left on the server \(ENOSPC\); nothing was changed/, `try ${i}: git says why`);
+      t.equal(refsOf(repo), refs0, 'refs unchanged');
+      t.same(fs.readdirSync(path.join(repo, 'objects')).filter((n) => n.startsWith('incoming-')), [], 'no quarantine left');
+    }
+    fs.rmSync(filler);
+    t.equal(fsckStrict(repo), '', 'fsck --strict');
+    const ok = await env.git(c, ['push', env.url(c, 'full'), 'HEAD:refs/heads/big'], clone);
+    t.equal(ok.code, 0, `push once space is free: ${ok.stderr}`);
   });
 
   t.test('faults slice: 10 kills, 2 disk-full points', async (t) => {
