@@ -50,6 +50,48 @@ if (why) {
     t.equal(ok.code, 0, `served afterwards: ${ok.stderr}`);
   });
 
+  t.test('a ref lock left by a killed writer does not block the ref until gotd restarts', async (t) => {
+    const env = new Env(1);
+    t.teardown(() => env.stop());
+    await env.start();
+    const repo = env.repos.get('r0')!;
+    const c: Client = { kind: 'gotsh', acct: env.unixUsers[2]! };
+    const work = env.workdir(c, 'w');
+    t.equal((await env.git(c, ['clone', '-q', env.url(c, 'r0'), 'clone'], work)).code, 0, 'clone');
+    const clone = path.join(work, 'clone');
+    const commit = async (n: string, size = 100): Promise<void> => {
+      fs.writeFileSync(path.join(clone, `${n}.txt`), crypto.randomBytes(size).toString('base64'));
+      fs.chownSync(path.join(clone, `${n}.txt`), c.acct!.uid, c.acct!.gid);
+      await env.local(c, ['add', '-A'], clone);
+      await env.local(c, ['commit', '-q', '-m', n], clone);
+    };
+    const push = (ref: string): ReturnType<Env['git']> => env.git(c, ['push', '-q', env.url(c, 'r0'), `HEAD:refs/heads/${ref}`], clone);
+    await commit('a');
+    t.equal((await push('locked')).code, 0, 'first push');
+    await sleep(1500);
+    // What a writer SIGKILLed between taking the lock and renaming it leaves behind.
+    const lock = path.join(repo, 'refs', 'heads', 'locked.lock');
+    fs.writeFileSync(lock, '');
+    fs.chownSync(lock, env.daemon.uid, env.daemon.gid);
+    await commit('b');
+    const held = await push('locked');
+    t.not(held.code, 0, 'while no writer has died, the lock may be a living writer\'s: respected');
+    t.match(held.stderr, /another update is in progress/);
+    // A writer dies without a report.
+    await commit('c', 400_000);
+    const run = push('other');
+    let pid: number | undefined;
+    for (let i = 0; i < 20_000 && pid === undefined; i++) { pid = env.roles().writers[0]; if (pid === undefined) await sleep(2); }
+    t.ok(pid, 'a writer ran');
+    if (pid) process.kill(pid, 'SIGKILL');
+    await run;
+    await sleep(300);
+    const again = await push('locked');
+    t.equal(again.code, 0, `the dead writer's lock is broken: ${again.stderr}`);
+    t.notOk(fs.existsSync(lock), 'lock gone');
+    t.equal(fsckStrict(repo), '', 'fsck --strict');
+  });
+
   t.test('a push into a full disk: gotsh relays why, repository unchanged', async (t) => {
     const env = new Env(0);
     const mnt = path.join(env.dir, 'disk');

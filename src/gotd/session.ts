@@ -29,6 +29,13 @@ export interface SessionDeps {
   log: Log;
   /** When gotd started (ms since the epoch). */
   startedAt: number;
+  /**
+   * Lock files and quarantines in repoPath last touched before this time
+   * belong to no living writer (gotd's start, or later once a writer died).
+   */
+  staleBefore?(repoPath: string): number;
+  /** A writer on repoPath died without reporting (killed): what it held is stale from now on. */
+  writerDied?(repoPath: string, at: number): void;
   config(): Config;
   confinement(): Confinement;
   authorize(who: Who, repo: string, service: GitRequest['service']): Promise<Decision>;
@@ -50,6 +57,8 @@ export class Session {
   repo: string;
   admitted = false;
   worker: ChildProcess | null = null;
+  /** The repository this session's running writer may hold locks in. */
+  writesTo: string | null = null;
   private socket: net.Socket | null;
   /**
    * The parent's copy of the client socket while the worker takes it over.
@@ -149,8 +158,12 @@ export class Session {
         setTimeout(() => worker.kill('SIGKILL'), 5000).unref();
       }
     });
+    const staleBefore = write ? this.deps.staleBefore?.(repoPath) ?? this.deps.startedAt : this.deps.startedAt;
+    if (write) this.writesTo = repoPath;
     worker.on('exit', (code, signal) => {
       this.worker = null;
+      this.writesTo = null;
+      if (write && !this.done) this.deps.writerDied?.(repoPath, Date.now());
       const held = this.handing;
       this.handing = null;
       if (held && !held.destroyed) {
@@ -164,7 +177,7 @@ export class Session {
       type: 'session', repoPath, access, protocol: protocolVersion(this.request.protocol), protect,
       requestTimeoutMs: config.connection.requestTimeout,
       maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
-      staleBefore: this.deps.startedAt,
+      staleBefore,
       ...(this.web?.request.accept ? { websocket: { accept: this.web.request.accept } } : {}),
     };
     const sock = this.socket!;
