@@ -96,7 +96,7 @@ class Faults {
    * fsck --strict everywhere; no gotd left half-working (a normal clone and
    * push through both transports).
    */
-  async check(before: Map<string, Map<string, string>>, moving: Map<string, Set<string>>, label: string): Promise<string[]> {
+  async check(before: Map<string, Map<string, string>>, moving: Map<string, Set<string>>, label: string, involved: Pusher[] = []): Promise<string[]> {
     const bad: string[] = [];
     for (const f of this.env.fsckAll()) bad.push(`fsck ${f}`);
     for (const [repo, refs0] of before) {
@@ -108,15 +108,22 @@ class Faults {
         if (!allowed.has(now)) bad.push(`${key} is ${now}, expected one of ${[...allowed].join(' ')}`);
       }
     }
-    // Normal sessions work again: a clone and a push for one pusher of each transport.
-    for (const kind of ['gotsh', 'ws'] as const) {
-      const p = this.pushers.filter((x) => x.kind === kind)[Math.floor(this.random() * (this.pushers.length / 2))]!;
+    // Normal sessions work again: a clone and a push by the clients the fault hit (their refs
+    // must not stay locked) and by one client of each transport.
+    const who = new Set(involved);
+    for (const kind of ['gotsh', 'ws'] as const) who.add(this.pushers.filter((x) => x.kind === kind)[Math.floor(this.random() * (this.pushers.length / 2))]!);
+    for (const p of who) {
+      const kind = p.kind;
       const cl = await this.clone(p, p.repo, '');
       if (cl.code !== 0) bad.push(`normal clone of ${p.repo} over ${kind} failed: ${firstError(cl.stderr)}`);
       const oid = await this.commit(p, 200);
       const r = await this.push(p, [`HEAD:refs/heads/${p.branch}`]);
       if (r.code !== 0) bad.push(`normal push to ${p.repo} over ${kind} failed: ${firstError(r.stderr)}`);
       else if (this.env.refs(p.repo).get(`refs/heads/${p.branch}`) !== oid) bad.push(`normal push to ${p.repo} ${p.branch} over ${kind} did not land`);
+    }
+    for (const p of who) {
+      const locks = lockFiles(this.env.repos.get(p.repo)!);
+      if (locks.length) bad.push(`${p.repo}: lock files left after a push: ${locks.join(' ')}`);
     }
     if (bad.length) this.log(`${label}: ${bad.join('; ')}`);
     return bad;
@@ -198,7 +205,7 @@ class Faults {
     if (this.env.gotd!.proc.exitCode !== null) damage.push('gotd exited after a worker was killed');
     if (listenAuth.listen.length !== 1 || listenAuth.auth.length !== 1) damage.push(`listen/auth not running (${JSON.stringify(listenAuth)})`);
     if (r.timedOut) damage.push('the client hung');
-    damage.push(...await this.check(before, moving, label));
+    damage.push(...await this.check(before, moving, label, [p]));
     return { killed, recovered: 'n/a', damage, clientErrors: r.code === 0 ? [] : [firstError(r.stderr)], lifeMs };
   }
 
@@ -230,7 +237,7 @@ class Faults {
     if (results.some((r) => r.timedOut)) damage.push('a client hung');
     const rec = await this.recovery(pid ?? -1);
     if (rec !== 'child' && rec !== 'gotd') damage.push(rec);
-    damage.push(...await this.check(before, moving, label));
+    damage.push(...await this.check(before, moving, label, [...used]));
     return { killed, recovered: rec === 'gotd' ? 'gotd' : 'child', damage, clientErrors: results.filter((r) => r.code !== 0).map((r) => firstError(r.stderr)) };
   }
 }
@@ -250,6 +257,12 @@ export function unmount(dir: string): void {
 export function freeBytes(dir: string): number {
   const s = fs.statfsSync(dir);
   return s.bavail * s.bsize;
+}
+
+/** Ref lock files (and packed-refs.lock) anywhere in a repository's refs. */
+function lockFiles(gitDir: string): string[] {
+  const all = [...filesUnder(path.join(gitDir, 'refs')).map((f) => `refs/${f}`), ...fs.readdirSync(gitDir)];
+  return all.filter((f) => f.endsWith('.lock'));
 }
 
 function filesUnder(dir: string): string[] {
@@ -324,6 +337,7 @@ async function faults(env: Env, opts: StressOptions, diskPoints: number, noDisk:
       const o = await f.workerKill(role, spans[role], `worker kill ${tries} (${role})`);
       if (o.killed) { kills++; byRole[role]++; } else completed++;
       if (o.damage.length) damaged.push(`kill ${tries} (${role}): ${o.damage[0]}`);
+      if (tries % 10 === 0) f.log(`${kills} worker kills so far, ${damaged.length} damaged`);
     }
     rows.push({
       part: 'faults', case: 'SIGKILL of session workers', runs: `${kills} kills (${byRole.readers} readers, ${byRole.writers} writers)`,
