@@ -205,6 +205,7 @@ class Faults {
     if (this.env.gotd!.proc.exitCode !== null) damage.push('gotd exited after a worker was killed');
     if (listenAuth.listen.length !== 1 || listenAuth.auth.length !== 1) damage.push(`listen/auth not running (${JSON.stringify(listenAuth)})`);
     if (r.timedOut) damage.push('the client hung');
+    if (damage.length) this.log(`${label}: ${damage.join('; ')}`);
     damage.push(...await this.check(before, moving, label, [p]));
     return { killed, recovered: 'n/a', damage, clientErrors: r.code === 0 ? [] : [firstError(r.stderr)], lifeMs };
   }
@@ -237,6 +238,7 @@ class Faults {
     if (results.some((r) => r.timedOut)) damage.push('a client hung');
     const rec = await this.recovery(pid ?? -1);
     if (rec !== 'child' && rec !== 'gotd') damage.push(rec);
+    if (damage.length) this.log(`${label}: ${damage.join('; ')}`);
     damage.push(...await this.check(before, moving, label, [...used]));
     return { killed, recovered: rec === 'gotd' ? 'gotd' : 'child', damage, clientErrors: results.filter((r) => r.code !== 0).map((r) => firstError(r.stderr)) };
   }

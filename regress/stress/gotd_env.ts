@@ -135,7 +135,14 @@ ${[...this.repos].map(([name, p]) => `[[repository]]\nname = "${name}"\npath = "
     if (!this.gotd) return out;
     for (const p of descendants(this.gotd.pid)) {
       let cmd = '';
-      try { cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8'); } catch { continue; }
+      let ppid = -1;
+      try {
+        cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+        ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      } catch { continue; }
+      // A child auth is forking (getent) has auth's command line until it execs: not auth.
+      if (/gotd\/(listen|auth)\.js/.test(cmd) && ppid !== this.gotd.pid) continue;
       // Under bwrap the worker is node inside bwrap: take node (the Git speaker), not bwrap.
       const isNode = !/bwrap\0/.test(cmd) && !cmd.startsWith('bwrap');
       if (!isNode) continue;
