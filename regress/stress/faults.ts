@@ -28,7 +28,7 @@ interface Pusher extends Client {
 }
 
 /** What one fault did and what was found afterwards. */
-interface Outcome { killed: boolean; recovered: 'child' | 'gotd' | 'n/a'; damage: string[]; clientErrors: string[] }
+interface Outcome { killed: boolean; recovered: 'child' | 'gotd' | 'n/a'; damage: string[]; clientErrors: string[]; hung: number }
 
 class Faults {
   readonly random: () => number;
@@ -204,10 +204,10 @@ class Faults {
     const damage: string[] = [];
     if (this.env.gotd!.proc.exitCode !== null) damage.push('gotd exited after a worker was killed');
     if (listenAuth.listen.length !== 1 || listenAuth.auth.length !== 1) damage.push(`listen/auth not running (${JSON.stringify(listenAuth)})`);
-    if (r.timedOut) damage.push('the client hung');
+    if (r.timedOut) this.log(`${label}: the client hung (killed after 5 min): ${firstError(r.stderr)}`);
     if (damage.length) this.log(`${label}: ${damage.join('; ')}`);
     damage.push(...await this.check(before, moving, label, [p]));
-    return { killed, recovered: 'n/a', damage, clientErrors: r.code === 0 ? [] : [firstError(r.stderr)], lifeMs };
+    return { killed, recovered: 'n/a', damage, clientErrors: r.code === 0 ? [] : [firstError(r.stderr)], lifeMs, hung: r.timedOut ? 1 : 0 };
   }
 
   /** One kill of listen or auth while clones and pushes run through both transports. */
@@ -235,12 +235,13 @@ class Faults {
     const results = await Promise.all(runs);
     for (const r of results) if (killed) this.note(r);
     const damage: string[] = [];
-    if (results.some((r) => r.timedOut)) damage.push('a client hung');
+    const hung = results.filter((r) => r.timedOut).length;
+    if (hung) this.log(`${label}: ${hung} clients hung (killed after 5 min)`);
     const rec = await this.recovery(pid ?? -1);
     if (rec !== 'child' && rec !== 'gotd') damage.push(rec);
     if (damage.length) this.log(`${label}: ${damage.join('; ')}`);
     damage.push(...await this.check(before, moving, label, [...used]));
-    return { killed, recovered: rec === 'gotd' ? 'gotd' : 'child', damage, clientErrors: results.filter((r) => r.code !== 0).map((r) => firstError(r.stderr)) };
+    return { killed, recovered: rec === 'gotd' ? 'gotd' : 'child', damage, hung, clientErrors: results.filter((r) => r.code !== 0).map((r) => firstError(r.stderr)) };
   }
 }
 
@@ -330,7 +331,7 @@ async function faults(env: Env, opts: StressOptions, diskPoints: number, noDisk:
 
   // (a) workers, alternating readers and writers.
   {
-    let kills = 0, tries = 0, completed = 0;
+    let kills = 0, tries = 0, completed = 0, hung = 0;
     const damaged: string[] = [];
     const byRole = { readers: 0, writers: 0 };
     while (kills < workerKills && tries < workerKills * 4) {
@@ -339,32 +340,34 @@ async function faults(env: Env, opts: StressOptions, diskPoints: number, noDisk:
       const o = await f.workerKill(role, spans[role], `worker kill ${tries} (${role})`);
       if (o.killed) { kills++; byRole[role]++; } else completed++;
       if (o.damage.length) damaged.push(`kill ${tries} (${role}): ${o.damage[0]}`);
+      hung += o.hung;
       if (tries % 10 === 0) f.log(`${kills} worker kills so far, ${damaged.length} damaged`);
     }
     rows.push({
       part: 'faults', case: 'SIGKILL of session workers', runs: `${kills} kills (${byRole.readers} readers, ${byRole.writers} writers)`,
-      figure: `${damaged.length} damaged, gotd kept serving; ${completed} sessions ended before the kill`,
-      limit: '0 damaged repositories', ok: damaged.length === 0 && kills >= workerKills,
-      ...(damaged.length || kills < workerKills ? { detail: `${damaged.slice(0, 3).join('; ') || `only ${kills} kills landed`} (${replay})` } : {}),
+      figure: `${damaged.length} damaged, ${hung} clients hung, gotd kept serving; ${completed} sessions ended before the kill`,
+      limit: '0 damaged repositories, 0 hung', ok: damaged.length === 0 && hung === 0 && kills >= workerKills,
+      ...(damaged.length || hung || kills < workerKills ? { detail: `${damaged.slice(0, 3).join('; ') || (hung ? `${hung} clients hung` : `only ${kills} kills landed`)} (${replay})` } : {}),
     });
   }
 
   // (b) listen and auth.
   for (const [role, count] of [['listen', listenKills], ['auth', authKills]] as const) {
-    let kills = 0, restarted = 0, stopped = 0, cut = 0;
+    let kills = 0, restarted = 0, stopped = 0, cut = 0, hung = 0;
     const damaged: string[] = [];
     for (let i = 0; i < count; i++) {
       const o = await f.childKill(role, 1500, `${role} kill ${i + 1}`);
       if (o.killed) kills++;
       if (o.recovered === 'gotd') stopped++; else restarted++;
       cut += o.clientErrors.length;
+      hung += o.hung;
       if (o.damage.length) damaged.push(`kill ${i + 1}: ${o.damage[0]}`);
     }
     rows.push({
       part: 'faults', case: `SIGKILL of ${role}`, runs: `${kills} kills`,
-      figure: `${damaged.length} damaged; ${restarted} times ${role} restarted, ${stopped} times gotd stopped cleanly; ${cut} client sessions cut`,
-      limit: '0 damaged repositories', ok: damaged.length === 0 && kills === count,
-      ...(damaged.length ? { detail: `${damaged.slice(0, 3).join('; ')} (${replay})` } : {}),
+      figure: `${damaged.length} damaged, ${hung} clients hung; ${restarted} times ${role} restarted, ${stopped} times gotd stopped cleanly; ${cut} client sessions cut`,
+      limit: '0 damaged repositories, 0 hung', ok: damaged.length === 0 && hung === 0 && kills === count,
+      ...(damaged.length || hung ? { detail: `${damaged.slice(0, 3).join('; ') || `${hung} clients hung`} (${replay})` } : {}),
     });
   }
 
