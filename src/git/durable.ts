@@ -28,9 +28,13 @@ export async function writeNewFile(file: string, data: Buffer | string, mode: nu
   try {
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // Ours (created exclusively) and incomplete, say on a full disk: not left behind.
+    await fh.close().catch(() => undefined);
+    fs.rmSync(file, { force: true });
+    throw err;
   }
+  await fh.close();
 }
 
 /** mkdir -p that syncs the parent of every directory it creates. */

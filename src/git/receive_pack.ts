@@ -342,6 +342,7 @@ class Session {
     let quarantine: Quarantine | null = null;
     let incoming: ObjectStore | null = null;
     let tx: RefTransaction | null = null;
+    let committing = false;
     try {
       let pack: IndexedPack | null = null;
       cleanStale(objectsDir, this.opts.staleBefore);
@@ -382,6 +383,7 @@ class Session {
       if (quarantine && pack?.name && going.some((c) => c.new !== ZERO_OID)) {
         await quarantine.migrate(pack.name, (s) => this.checkpoint(s));
       }
+      committing = true;
       const failed = await tx.commit(atomic, (s) => this.checkpoint(s));
       for (const c of going) {
         const why = failed.get(c.ref);
@@ -390,6 +392,13 @@ class Session {
       }
       this.checkpoint('refs-updated');
       return 'ok';
+    } catch (err) {
+      // A full disk (or the like) before any ref moved: the push fails as a whole and says why.
+      const why = committing ? null : storageProblem(err);
+      if (!why) throw err;
+      this.log(`receive-pack: cannot store the push: ${(err as Error).message}`);
+      for (const c of commands) c.error ??= 'unpacker error';
+      return why;
     } finally {
       tx?.release();
       incoming?.close();
@@ -451,4 +460,19 @@ class Session {
 /** Serves one push on `conn`; never throws for bad client input. */
 export async function receivePack(repo: Repository, conn: Conn, opts: ReceivePackOptions): Promise<ReceiveOutcome> {
   return new Session(repo, conn, opts).run();
+}
+
+const STORAGE_WORDS: Record<string, string> = {
+  ENOSPC: 'no space left on the server',
+  EDQUOT: 'disk quota exceeded on the server',
+  EFBIG: 'file too large for the server',
+  EROFS: 'repository is read-only on the server',
+  EIO: 'I/O error on the server',
+};
+
+/** The unpack status for a failure to store what the client sent (not the client's fault), or null. */
+function storageProblem(err: unknown): string | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const words = typeof code === 'string' && Object.hasOwn(STORAGE_WORDS, code) ? STORAGE_WORDS[code] : undefined;
+  return words ? `${words} (${code}); nothing was changed` : null;
 }

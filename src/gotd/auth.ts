@@ -5,7 +5,6 @@
  * rules.  It resolves users and groups through the system's user database
  * (getent), which is why it, and not a session worker, may run programs.
  */
-import * as os from 'node:os';
 import { validateConfig } from '../config/validate';
 import type { Config } from '../config/schema';
 import { validateSecrets, NO_SECRETS, type Secrets } from '../config/secrets';
@@ -15,7 +14,6 @@ import { authorize, type UserDb } from './authorize';
 import { childLog } from './log';
 
 const log = childLog('auth');
-const AUTH_NICE = 10;
 const CACHE_MS = 5000;
 
 /** getent answers, remembered briefly: sessions come in bursts (fetch then push). */
@@ -46,9 +44,9 @@ function send(msg: FromAuth): void {
 
 function main(): void {
   if (!process.send) { process.stderr.write('gotd auth: must be started by gotd\n'); process.exit(1); }
-  // Password checks (scrypt) are the CPU-heavy part of auth and anyone can ask for them: under load they
-  // yield to the sessions being served.  First thing, so that libuv's threadpool (where scrypt runs) inherits it.
-  try { os.setPriority(0, AUTH_NICE); } catch { /* not permitted: keep the default */ }
+  // Not niced: at nice 10 (with the getent it runs) auth was starved by the sessions it admits, and under
+  // load every new client heard "authorization unavailable".  What bounds password guessing is that checks
+  // run one at a time (password_check.ts), at most eight per address wait, and listen's per-address rate.
   let config: Config | null = null;
   let secrets: Secrets = NO_SECRETS;
   const db = cachedDb();

@@ -54,6 +54,8 @@ export class Daemon {
   private configRaw: unknown;
   private secretsRaw: unknown;
   private readonly sessions = new Map<number, Session>();
+  /** Repository path -> when one of its writers last died without reporting. */
+  private readonly crashed = new Map<string, number>();
   private readonly pending = new Map<number, { resolve(d: Decision): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   private nextId = 1;
   private nextAuthId = 1;
@@ -144,6 +146,8 @@ export class Daemon {
     const s = new Session(id, socket, peer, request, {
       log: this.log,
       startedAt: this.started,
+      staleBefore: (repoPath) => this.staleBefore(repoPath),
+      writerDied: (repoPath, at) => { this.crashed.set(repoPath, at); },
       config: () => this.config,
       confinement: () => this.o.confinement,
       authorize: (who, repo, service) => this.authorize(who, repo, service),
@@ -158,6 +162,21 @@ export class Daemon {
     this.load();
     if (this.stopping) { s.kill(); return; }
     void s.run();
+  }
+
+  /**
+   * Before gotd's start nothing in a repository can be a living writer's.
+   * After a writer of that repository died without a report (SIGKILL, the
+   * OOM killer), whatever it held must not block the ref for good: locks
+   * older than every writer still running there, and than the death, are
+   * the dead one's.
+   */
+  private staleBefore(repoPath: string): number {
+    const died = this.crashed.get(repoPath);
+    if (died === undefined) return this.started;
+    let t = died;
+    for (const s of this.sessions.values()) if (s.writesTo === repoPath) t = Math.min(t, s.started);
+    return Math.max(this.started, t);
   }
 
   private load(): void {

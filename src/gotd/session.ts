@@ -29,6 +29,13 @@ export interface SessionDeps {
   log: Log;
   /** When gotd started (ms since the epoch). */
   startedAt: number;
+  /**
+   * Lock files and quarantines in repoPath last touched before this time
+   * belong to no living writer (gotd's start, or later once a writer died).
+   */
+  staleBefore?(repoPath: string): number;
+  /** A writer on repoPath died without reporting (killed): what it held is stale from now on. */
+  writerDied?(repoPath: string, at: number): void;
   config(): Config;
   confinement(): Confinement;
   authorize(who: Who, repo: string, service: GitRequest['service']): Promise<Decision>;
@@ -50,7 +57,17 @@ export class Session {
   repo: string;
   admitted = false;
   worker: ChildProcess | null = null;
+  /** The repository this session's running writer may hold locks in. */
+  writesTo: string | null = null;
   private socket: net.Socket | null;
+  /**
+   * The parent's copy of the client socket while the worker takes it over.
+   * Node drops a handle whose receiver dies before acknowledging it without
+   * closing it, and the client would wait forever: so the parent keeps its
+   * copy until the worker says it has the socket, and answers the client
+   * itself when the worker dies before that.
+   */
+  private handing: net.Socket | null = null;
   private done: Extract<FromWorker, { type: 'done' }> | null = null;
   private outcome: string | null = null;
   private over = false;
@@ -136,14 +153,25 @@ export class Session {
       const msg = parseMessage(fromWorkerSchema, raw);
       if (!msg) { this.outcome = 'malformed message from worker'; worker.kill('SIGKILL'); return; }
       if (msg.type === 'ready') log.debug(`session ${this.id}: worker ${worker.pid} ready ${Date.now() - this.started}ms after the request`);
+      if (msg.type === 'started') { this.handing?.destroy(); this.handing = null; }
       if (msg.type === 'done') {
         this.done = msg;
         // It reported; it has no business staying around.
         setTimeout(() => worker.kill('SIGKILL'), 5000).unref();
       }
     });
+    const staleBefore = write ? this.deps.staleBefore?.(repoPath) ?? this.deps.startedAt : this.deps.startedAt;
+    if (write) this.writesTo = repoPath;
     worker.on('exit', (code, signal) => {
       this.worker = null;
+      this.writesTo = null;
+      if (write && !this.done) this.deps.writerDied?.(repoPath, Date.now());
+      const held = this.handing;
+      this.handing = null;
+      if (held && !held.destroyed) {
+        this.socket = held;
+        return this.refuse('the session worker died before the session began, try again', `worker ended (${signal ?? `exit ${code}`}) before taking the client`);
+      }
       this.finish(this.outcome ?? (this.done ? (this.done.ok ? 'ok' : `failed: ${this.done.error ?? 'error'}`) : `worker ended (${signal ?? `exit ${code}`}) without a report`));
     });
 
@@ -151,13 +179,14 @@ export class Session {
       type: 'session', repoPath, access, protocol: protocolVersion(this.request.protocol), protect,
       requestTimeoutMs: config.connection.requestTimeout,
       maxInputBytes: write ? MAX_INPUT_WRITE : MAX_INPUT_READ,
-      staleBefore: this.deps.startedAt,
+      staleBefore,
       ...(this.web?.request.accept ? { websocket: { accept: this.web.request.accept } } : {}),
     };
     const sock = this.socket!;
     this.socket = null;
-    worker.send(msg, sock, { keepOpen: false }, (err) => {
-      if (err) { log.error(`session ${this.id}: hand-off to worker failed: ${err.message}`); sock.destroy(); worker.kill('SIGKILL'); }
+    this.handing = sock;
+    worker.send(msg, sock, { keepOpen: true }, (err) => {
+      if (err) { log.error(`session ${this.id}: hand-off to worker failed: ${err.message}`); this.handing = null; sock.destroy(); worker.kill('SIGKILL'); }
     });
   }
 

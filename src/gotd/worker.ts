@@ -67,6 +67,7 @@ export function runWorker<R>(service: Service<R>): void {
       process.exit(2);
     }
     const sock = handle;
+    report({ type: 'started' }, () => undefined);
     sock.allowHalfOpen = true; // the client may stop sending before it has read everything
     sock.on('error', () => sock.destroy());
     sock.on('close', () => setTimeout(() => { log('client gone; exiting'); process.exit(1); }, service.graceMs));
@@ -123,10 +124,35 @@ function finish(conn: Duplex, sock: net.Socket, done: FromWorker): void {
   const after = (): void => {
     if (once) return;
     once = true;
-    report(done, () => { conn.destroy(); sock.destroy(); exitSoon(done.type === 'done' && done.ok ? 0 : 1); });
+    const ok = done.type === 'done' && done.ok;
+    const close = (): void => { conn.destroy(); sock.destroy(); exitSoon(ok ? 0 : 1); };
+    // A failed session may have stopped reading a client that is still sending.
+    report(done, () => { if (ok) close(); else drain(conn, sock, close); });
   };
   if (conn.destroyed || conn.writableFinished) { after(); return; }
   if (!conn.writableEnded) conn.end();
   conn.once('finish', after);
   conn.once('close', after);
+}
+
+/** How long a client still sending (a pack the engine refused) may take to finish before the socket is cut. */
+const DRAIN_MS = 5000;
+
+/**
+ * Our answer is written and our side shut; a client still sending (say, the
+ * rest of a pack the engine refused early) would see its writes fail and
+ * could lose that answer (gotsh's copy fails with EPIPE, a TCP socket
+ * closed with unread data resets).  So its remaining bytes are read and
+ * dropped until it is done, for at most DRAIN_MS.
+ */
+function drain(conn: Duplex, sock: net.Socket, then: () => void): void {
+  if (sock.destroyed || sock.readableEnded) { then(); return; }
+  const t = setTimeout(then, DRAIN_MS);
+  t.unref?.();
+  const done = (): void => { clearTimeout(t); then(); };
+  sock.once('end', done);
+  sock.once('close', done);
+  conn.unpipe();
+  conn.on('data', () => { /* dropped */ });
+  conn.resume();
 }

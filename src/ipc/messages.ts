@@ -222,6 +222,8 @@ export type SessionMsg = z.infer<typeof sessionSchema>;
 
 export const fromWorkerSchema = z.discriminatedUnion('type', [
   strictObject({ type: z.literal('ready') }),
+  // The worker holds the client socket: the parent may close its own copy.
+  strictObject({ type: z.literal('started') }),
   strictObject({
     type: z.literal('done'),
     ok: z.boolean(),
