@@ -58,8 +58,9 @@ export function nodeFlags(repoPath: string, write: boolean, heapMb: number): str
     '--disallow-code-generation-from-strings',
     '--disable-warning=ExperimentalWarning',
     `--max-old-space-size=${heapMb}`,
-    // A small young generation keeps a reader's resident size down (measured by make bench).
-    ...(write ? [] : ['--max-semi-space-size=1']),
+    // A small young generation keeps the resident size down at no cost in time (make bench:
+    // a push of medium 208 -> 153 MB, 4.3 -> 4.1 s; a clone 69 MB).
+    '--max-semi-space-size=1',
   ];
 }
 
