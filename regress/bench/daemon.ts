@@ -15,9 +15,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { descendants, DAEMON_USER, ensureAccounts, install, mustAccount, openTmpdir, repoFor, startGotd, type Gotd } from '../lib/daemon';
+import { descendants, startGotd, type Gotd } from '../lib/daemon';
 import { BUILD, gitEnv } from '../lib/util';
-import { benchRepo, median, table, timed, type BenchOptions, type Section } from './lib';
+import { benchWorld } from './world';
+import { median, table, timed, type BenchOptions, type Section } from './lib';
 
 const f2 = (x: number): string => x.toFixed(2);
 const ms = (x: number): string => `${Math.round(x * 1000)}`;
@@ -52,16 +53,9 @@ function clone(args: string[], dest: string, env: NodeJS.ProcessEnv): Promise<{ 
 }
 
 async function runSection(opts: BenchOptions): Promise<void> {
-  const why = ensureAccounts();
-  if (why) { console.log(`skipped: ${why}`); return; }
-  const inst = install();
-  const dir = openTmpdir('gotd-bench-daemon-');
-  const daemon = mustAccount(DAEMON_USER);
-  const medium = path.join(dir, 'medium.git');
-  fs.cpSync(benchRepo('medium'), medium, { recursive: true });
-  fs.chmodSync(medium, 0o755);
-  const small = repoFor(dir, 'small', daemon);
-  const me = os.userInfo().username;
+  const world = benchWorld('gotd-bench-daemon-');
+  if (!world) return;
+  const { inst, dir, medium, small, me } = world;
   const g = await startGotd(inst, dir, `
 [connection]
 max_connections = 200

@@ -14,9 +14,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DAEMON_USER, ensureAccounts, install, mustAccount, openTmpdir, repoFor, type Install } from '../lib/daemon';
+import type { Install } from '../lib/daemon';
 import { freePort, selfSignedCert, startWsGotd, writeSecrets } from '../lib/ws';
-import { benchRepo, median, table, timed, type BenchOptions, type Section } from './lib';
+import { benchWorld } from './world';
+import { median, table, timed, type BenchOptions, type Section } from './lib';
 
 const f2 = (x: number): string => x.toFixed(2);
 const ms = (x: number): string => `${Math.round(x * 1000)}`;
@@ -55,16 +56,9 @@ function wsEnv(inst: Install, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv 
 }
 
 async function runSection(opts: BenchOptions): Promise<void> {
-  const why = ensureAccounts();
-  if (why) { console.log(`skipped: ${why}`); return; }
-  const inst = install();
-  const dir = openTmpdir('gotd-bench-ws-');
-  const daemon = mustAccount(DAEMON_USER);
-  const medium = path.join(dir, 'medium.git');
-  fs.cpSync(benchRepo('medium'), medium, { recursive: true });
-  fs.chmodSync(medium, 0o755);
-  const small = repoFor(dir, 'small', daemon);
-  const me = os.userInfo().username;
+  const world = benchWorld('gotd-bench-ws-');
+  if (!world) return;
+  const { inst, dir, medium, small, me } = world;
   const secrets = await writeSecrets(dir, { bench: { password: 'bench-pw' } });
   const repos = `
 [[repository]]
