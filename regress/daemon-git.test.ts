@@ -58,6 +58,9 @@ async function main(): Promise<void> {
   const daemon = mustAccount(DAEMON_USER);
   const alice = mustAccount(USERS.alice), carol = mustAccount(USERS.carol);
   const src = repoFor(dir, 'src', daemon);
+  const many = repoFor(dir, 'many', daemon);
+  const MANY = 200_000;
+  addRefs(many, MANY);
   const g = await startGotd(inst, dir, `
 [connection]
 request_timeout = "4s"
@@ -66,6 +69,10 @@ limits = { ${USERS.carol} = 1 }
 name = "src"
 path = "${src}"
 access = ["permit rw ${USERS.alice}", "permit rw ${USERS.carol}", "permit rw root"]
+[[repository]]
+name = "many"
+path = "${many}"
+access = ["permit ro ${USERS.alice}"]
 `);
   t.teardown(() => g.stop());
   const longLived = descendants(g.pid);
@@ -180,8 +187,56 @@ access = ["permit rw ${USERS.alice}", "permit rw ${USERS.carol}", "permit rw roo
     t.equal(still.code, 0, 'gotd still serves');
   });
 
+  t.test('a reader killed while git waits for the ref listing: git fails at once, not hangs', async (t) => {
+    // Git keeps its side open while it waits; gotsh used to wait for that too, so both waited for ever.
+    const full = await asAlice(['ls-remote', '--upload-pack', up, 'file:///many']);
+    t.equal(full.code, 0, full.stderr);
+    t.ok(full.stdout.split('\n').length > MANY, `${MANY} refs listed when left alone`);
+    let landed = 0;
+    for (let delay = 50; delay < 2000 && landed < 3; delay += 50) {
+      let over = false;
+      const ls = run('git', ['ls-remote', '--upload-pack', up, 'file:///many'],
+        { ...asUser(alice, { env }), cwd: work, timeout: 30_000, killSignal: 'SIGKILL' }).finally(() => { over = true; });
+      let pid: number | undefined;
+      while (!over && pid === undefined) { pid = readers(g)[0]; if (pid === undefined) await sleep(2); }
+      await sleep(delay);
+      if (over || pid === undefined || !alive(pid)) continue;
+      process.kill(pid, 'SIGKILL');
+      const r = await ls;
+      if (r.code === 0) break;
+      // Killed before it took the client: gotd answers that itself (another test's business).
+      if (/before the session began/.test(r.stderr)) continue;
+      landed++;
+      t.not(r.signal, 'SIGKILL', `killed ${delay} ms in: git ended by itself, not by the 30 s limit (${r.stderr.trim()})`);
+      t.match(r.stderr, /EOF|hung up|expected/, 'and says the listing was cut');
+    }
+    t.ok(landed > 0, `${landed} kills landed in the middle of the listing`);
+  });
+
   t.test('the repository is intact', async (t) => {
     t.equal(fsckStrict(src), '');
     t.ok(fs.existsSync(src));
+  });
+}
+
+/** Adds n refs (all at main) to a repository's packed-refs: a listing that takes a while to send. */
+function addRefs(gitDir: string, n: number): void {
+  const head = git(['--git-dir', gitDir, 'rev-parse', 'refs/heads/main']).trim();
+  const file = path.join(gitDir, 'packed-refs');
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# pack-refs with: peeled fully-peeled sorted \n';
+  // refs/zz/ sorts after every ref mkrepo makes, so the file stays sorted.
+  const lines = Array.from({ length: n }, (_, i) => `${head} refs/zz/${String(i).padStart(7, '0')}\n`);
+  fs.writeFileSync(file, old + lines.join(''));
+  const st = fs.statSync(gitDir);
+  fs.chownSync(file, st.uid, st.gid);
+}
+
+/** Session readers under gotd: node running repo_read (inside bwrap when confined). */
+function readers(g: Gotd): number[] {
+  return descendants(g.pid).filter((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.includes('repo_read') && !cmd.startsWith('bwrap');
+    } catch { return false; }
   });
 }

@@ -177,6 +177,7 @@ class Faults {
     const p = this.pushers[Math.floor(this.random() * this.pushers.length)]!;
     const before = this.snapshot();
     const moving = new Map<string, Set<string>>();
+    const mark = this.env.gotd!.log.length;
     let run: Promise<GitRun>;
     if (role === 'writers') {
       const old = before.get(p.repo)!.get(`refs/heads/${p.branch}`) ?? ZERO;
@@ -193,8 +194,10 @@ class Faults {
     const pid = await this.waitWorker(role, () => finished);
     const seen = Date.now();
     let killed = false;
+    let killDelay = 0;
     if (pid !== null) {
-      await sleep(this.random() * spanMs);
+      killDelay = Math.round(this.random() * spanMs);
+      await sleep(killDelay);
       if (alive(pid) && !finished) { process.kill(pid, 'SIGKILL'); killed = true; }
     }
     const r = await run;
@@ -204,7 +207,7 @@ class Faults {
     const damage: string[] = [];
     if (this.env.gotd!.proc.exitCode !== null) damage.push('gotd exited after a worker was killed');
     if (listenAuth.listen.length !== 1 || listenAuth.auth.length !== 1) damage.push(`listen/auth not running (${JSON.stringify(listenAuth)})`);
-    if (r.timedOut) this.log(`${label}: the client hung (killed after 5 min): ${firstError(r.stderr)}`);
+    if (r.timedOut) this.log(`${label}: the client hung (killed after 5 min; kill ${killed ? `at ${killDelay} ms` : 'not sent'} to ${pid}):\n${r.stderr.slice(0, 6000)}\ngotd log since the session began:\n${this.env.gotd!.log.slice(mark).join('\n')}`);
     if (damage.length) this.log(`${label}: ${damage.join('; ')}`);
     damage.push(...await this.check(before, moving, label, [p]));
     return { killed, recovered: 'n/a', damage, clientErrors: r.code === 0 ? [] : [firstError(r.stderr)], lifeMs, hung: r.timedOut ? 1 : 0 };

@@ -210,7 +210,11 @@ export function runLimited(cmd: string, args: string[], opts: Parameters<typeof 
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, limitMs);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) err.unshift(Buffer.from(`${hangReport(child.pid)}\n`));
+      child.kill('SIGKILL');
+    }, limitMs);
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => { if (err.length < 200) err.push(b); });
     child.on('error', (e) => { clearTimeout(timer); resolve({ code: -1, signal: null, stdout: '', stderr: e.message, ms: Date.now() - t0, timedOut }); });
@@ -219,6 +223,26 @@ export function runLimited(cmd: string, args: string[], opts: Parameters<typeof 
       resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms: Date.now() - t0, timedOut });
     });
   });
+}
+
+/**
+ * What a hung client and its helpers (gotsh, git-remote-ws, index-pack) are
+ * doing: state, wait channel and open files of each, so that a hang seen
+ * once in a long run can be explained without reproducing it.
+ */
+export function hangReport(pid: number): string {
+  const lines = ['hang report:'];
+  for (const p of [pid, ...descendants(pid)]) {
+    const read = (f: string): string => { try { return fs.readFileSync(`/proc/${p}/${f}`, 'utf8'); } catch { return '?'; } };
+    const cmd = read('cmdline').split('\0').join(' ').trim().slice(0, 200);
+    const state = /^State:\s*(.*)$/m.exec(read('status'))?.[1] ?? '?';
+    let fds = '';
+    try {
+      fds = fs.readdirSync(`/proc/${p}/fd`).map((fd) => { try { return `${fd}->${fs.readlinkSync(`/proc/${p}/fd/${fd}`)}`; } catch { return fd; } }).join(' ');
+    } catch { /* gone */ }
+    lines.push(`  ${p} [${state}] wchan=${read('wchan')} ${cmd}\n    fds: ${fds}`);
+  }
+  return lines.join('\n');
 }
 
 /** The value at quantile q of sorted numbers. */

@@ -75,11 +75,15 @@ async function session(inv: Invocation): Promise<void> {
   process.stdin.on('error', () => sock.end());
   process.stdin.pipe(sock);
   sock.resume();
-  sock.on('close', (hadError) => {
-    const exit = (): void => process.exit(hadError ? 1 : 0);
-    if (process.stdout.writableLength === 0) exit();
-    else process.stdout.once('drain', exit);
-  });
+  // The worker's end is the session's end, as when sshd's remote command exits. Node never
+  // ends process.stdout for a pipe, so waiting for 'close' (which also needs git to end its
+  // side) would leave a git that waits for more data - a worker killed mid-session - stuck.
+  const exit = (code: number): void => {
+    if (process.stdout.writableLength === 0) process.exit(code);
+    else process.stdout.once('drain', () => process.exit(code));
+  };
+  sock.on('end', () => exit(0));
+  sock.on('close', (hadError) => exit(hadError ? 1 : 0));
 }
 
 function main(): void {
