@@ -10,7 +10,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import WebSocket from 'ws';
-import { alive, DAEMON_USER, descendants, ensureAccounts, install, mustAccount, openTmpdir, repoFor, sleep } from './lib/daemon';
+import {
+  addRefs, alive, DAEMON_USER, descendants, ensureAccounts, install, killReadersMidListing, mustAccount, openTmpdir, repoFor, sleep,
+} from './lib/daemon';
 import { fsckStrict, git, gitEnv, refsOf } from './lib/util';
 import { basic, freePort, startWsGotd, writeSecrets, wsGit } from './lib/ws';
 
@@ -30,6 +32,8 @@ async function main(): Promise<void> {
   const dir = openTmpdir();
   const daemon = mustAccount(DAEMON_USER);
   const src = repoFor(dir, 'src', daemon);
+  const many = repoFor(dir, 'many', daemon);
+  addRefs(many, 200_000);
   const port = await freePort();
   const secrets = await writeSecrets(dir, { alice: { password: 'pw-a' } });
   const g = await startWsGotd(inst, dir, `
@@ -42,6 +46,10 @@ rate = "1000/min"
 name = "src"
 path = "${src}"
 access = ["permit ro anonymous", "permit rw alice"]
+[[repository]]
+name = "many"
+path = "${many}"
+access = ["permit ro anonymous"]
 `, port, { secrets });
   t.teardown(() => g.stop());
   const longLived = descendants(g.pid);
@@ -97,6 +105,15 @@ access = ["permit ro anonymous", "permit rw alice"]
     const r = await wsGit(inst, ['push', alice, `${'0'.repeat(40)}:refs/heads/bogus`], { cwd: c });
     t.not(r.code, 0);
     t.equal(refsOf(src), before);
+  });
+
+  t.test('a reader killed while git waits for the ref listing: git fails at once and says so', async (t) => {
+    const landed = await killReadersMidListing(g, () => wsGit(inst, ['ls-remote', `ws://127.0.0.1:${port}/many`], { cwd: work, timeoutMs: 30_000 }));
+    t.equal(landed.length, 3, 'kills landed in the middle of the listing');
+    for (const { delay, r } of landed) {
+      t.not(r.signal, 'SIGKILL', `killed ${delay} ms in: git ended by itself, not by the 30 s limit`);
+      t.match(r.stderr, /ended abnormally|EOF|hung up|expected/, 'and says the listing was cut');
+    }
   });
 
   t.test('a client that vanishes in the middle of a push leaves the repository as it was', async (t) => {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { gitEnv, mkrepo, ROOT, run, tmpdir, type RunResult } from './util';
+import { git, gitEnv, mkrepo, ROOT, run, tmpdir, type RunResult } from './util';
 
 export const IS_ROOT = process.getuid?.() === 0;
 
@@ -221,6 +221,51 @@ export function descendants(pid: number): number[] {
   const walk = (p: number): void => { for (const c of children.get(p) ?? []) { out.push(c); walk(c); } };
   walk(pid);
   return out;
+}
+
+/** Adds n refs (all at main) to a repository's packed-refs: a listing that takes a while to send. */
+export function addRefs(gitDir: string, n: number): void {
+  const head = git(['--git-dir', gitDir, 'rev-parse', 'refs/heads/main']).trim();
+  const file = path.join(gitDir, 'packed-refs');
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# pack-refs with: peeled fully-peeled sorted \n';
+  // refs/zz/ sorts after every ref mkrepo makes, so the file stays sorted.
+  const lines = Array.from({ length: n }, (_, i) => `${head} refs/zz/${String(i).padStart(7, '0')}\n`);
+  fs.writeFileSync(file, old + lines.join(''));
+  const st = fs.statSync(gitDir);
+  fs.chownSync(file, st.uid, st.gid);
+}
+
+/** Session readers under gotd: node running repo_read (inside bwrap when confined). */
+export function readers(g: Gotd): number[] {
+  return descendants(g.pid).filter((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.includes('repo_read') && !cmd.startsWith('bwrap');
+    } catch { return false; }
+  });
+}
+
+/**
+ * Starts ref listings (start) and SIGKILLs each one's reader a growing
+ * delay after it appears, until `want` kills landed after the reader took
+ * the client (earlier ones gotd answers itself) and before it finished;
+ * those runs, for the caller to judge how the client ended.
+ */
+export async function killReadersMidListing(g: Gotd, start: () => Promise<RunResult>, want = 3): Promise<Array<{ delay: number; r: RunResult }>> {
+  const landed: Array<{ delay: number; r: RunResult }> = [];
+  for (let delay = 50; delay < 3000 && landed.length < want; delay += 50) {
+    let over = false;
+    const ls = start().finally(() => { over = true; });
+    let pid: number | undefined;
+    while (!over && pid === undefined) { pid = readers(g)[0]; if (pid === undefined) await sleep(2); }
+    await sleep(delay);
+    if (over || pid === undefined || !alive(pid)) { await ls; continue; }
+    process.kill(pid, 'SIGKILL');
+    const r = await ls;
+    if (r.code === 0) break;
+    if (!/before the session began/.test(r.stderr)) landed.push({ delay, r });
+  }
+  return landed;
 }
 
 /** The Uid: line of /proc/PID/status as numbers (real, effective, saved, fs). */

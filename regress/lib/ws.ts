@@ -49,8 +49,11 @@ export async function startWsGotd(inst: Install, dir: string, body: string, port
   const g = new Gotd(proc, sock, conf, inst);
   // Not left behind when the test dies (tap ends a test that runs too long with SIGTERM).
   const kill = (): void => { if (proc.exitCode === null) proc.kill('SIGKILL'); };
+  const term = (): void => { kill(); process.exit(1); };
   process.once('exit', kill);
-  process.once('SIGTERM', () => { kill(); process.exit(1); });
+  process.once('SIGTERM', term);
+  // A run that starts gotd many times (make stress restarts it) keeps no stale listeners.
+  proc.once('exit', () => { process.off('exit', kill); process.off('SIGTERM', term); });
   const t0 = Date.now();
   while (!(await connectable(sock)) || !(await tcpOpen('127.0.0.1', port))) {
     if (proc.exitCode !== null) throw new Error(`gotd exited ${proc.exitCode}:\n${g.log.join('\n')}`);
@@ -73,9 +76,9 @@ export async function writeSecrets(dir: string, users: Record<string, { password
 }
 
 /** git, with the installed git-remote-ws(s) first on PATH and prompts off. */
-export function wsGit(inst: Install, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function wsGit(inst: Install, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
   const env = gitEnv({ PATH: `${path.join(inst.prefix, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...opts.env });
-  return run('git', args, { env, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  return run('git', args, { env, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const } : {}) });
 }
 
 export interface HttpAnswer { status: number; headers: Record<string, string>; body: string; raw: string }
