@@ -132,6 +132,7 @@ async function load(env: Env, opts: StressOptions): Promise<Row[]> {
     after = env.rss();
   }
   const alive = g.proc.exitCode === null && g.proc.signalCode === null;
+  opts.log(`load: RSS after ${MB(after.total)} (${after.parts})`);
 
   const done = samples.filter((s) => s.ok);
   const limited = samples.filter((s) => s.limit);
