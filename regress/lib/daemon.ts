@@ -235,14 +235,30 @@ export function addRefs(gitDir: string, n: number): void {
   fs.chownSync(file, st.uid, st.gid);
 }
 
-/** Session readers under gotd: node running repo_read (inside bwrap when confined). */
-export function readers(g: Gotd): number[] {
-  return descendants(g.pid).filter((p) => {
+export interface Roles { listen: number[]; auth: number[]; notify: number[]; readers: number[]; writers: number[] }
+
+/** gotd's processes by role, from their command lines. */
+export function roles(g: Gotd): Roles {
+  const out: Roles = { listen: [], auth: [], notify: [], readers: [], writers: [] };
+  for (const p of descendants(g.pid)) {
+    let cmd = '';
+    let ppid = -1;
     try {
-      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      return cmd.includes('repo_read') && !cmd.startsWith('bwrap');
-    } catch { return false; }
-  });
+      cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch { continue; }
+    // A child auth is forking (getent) has auth's command line until it execs: not auth.
+    if (/gotd\/(listen|auth)\.js/.test(cmd) && ppid !== g.pid) continue;
+    // Under bwrap the worker is node inside bwrap: take node (the Git speaker), not bwrap.
+    if (/bwrap\0/.test(cmd) || cmd.startsWith('bwrap')) continue;
+    if (/gotd\/listen\.js/.test(cmd)) out.listen.push(p);
+    else if (/gotd\/auth\.js/.test(cmd)) out.auth.push(p);
+    else if (/notify/.test(cmd)) out.notify.push(p);
+    else if (/repo_read\.js/.test(cmd)) out.readers.push(p);
+    else if (/repo_write\.js/.test(cmd)) out.writers.push(p);
+  }
+  return out;
 }
 
 /**
@@ -257,7 +273,7 @@ export async function killReadersMidListing(g: Gotd, start: () => Promise<RunRes
     let over = false;
     const ls = start().finally(() => { over = true; });
     let pid: number | undefined;
-    while (!over && pid === undefined) { pid = readers(g)[0]; if (pid === undefined) await sleep(2); }
+    while (!over && pid === undefined) { pid = roles(g).readers[0]; if (pid === undefined) await sleep(2); }
     await sleep(delay);
     if (over || pid === undefined || !alive(pid)) { await ls; continue; }
     process.kill(pid, 'SIGKILL');

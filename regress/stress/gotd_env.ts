@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  asUser, DAEMON_USER, descendants, ensureAccounts, install, mustAccount, openTmpdir, repoFor, sleep, USERS,
-  type Acct, type Gotd, type Install,
+  asUser, DAEMON_USER, descendants, ensureAccounts, install, mustAccount, openTmpdir, repoFor, roles, sleep, USERS,
+  type Acct, type Gotd, type Install, type Roles,
 } from '../lib/daemon';
 import { fsckStrict, gitEnv, refsOf } from '../lib/util';
 import { freePort, startWsGotd, writeSecrets } from '../lib/ws';
@@ -130,29 +130,8 @@ ${[...this.repos].map(([name, p]) => `[[repository]]\nname = "${name}"\npath = "
   }
 
   /** Processes under gotd by role (from their command lines). */
-  roles(): { listen: number[]; auth: number[]; notify: number[]; readers: number[]; writers: number[] } {
-    const out = { listen: [] as number[], auth: [] as number[], notify: [] as number[], readers: [] as number[], writers: [] as number[] };
-    if (!this.gotd) return out;
-    for (const p of descendants(this.gotd.pid)) {
-      let cmd = '';
-      let ppid = -1;
-      try {
-        cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-        ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      } catch { continue; }
-      // A child auth is forking (getent) has auth's command line until it execs: not auth.
-      if (/gotd\/(listen|auth)\.js/.test(cmd) && ppid !== this.gotd.pid) continue;
-      // Under bwrap the worker is node inside bwrap: take node (the Git speaker), not bwrap.
-      const isNode = !/bwrap\0/.test(cmd) && !cmd.startsWith('bwrap');
-      if (!isNode) continue;
-      if (/gotd\/listen\.js/.test(cmd)) out.listen.push(p);
-      else if (/gotd\/auth\.js/.test(cmd)) out.auth.push(p);
-      else if (/notify/.test(cmd)) out.notify.push(p);
-      else if (/repo_read\.js/.test(cmd)) out.readers.push(p);
-      else if (/repo_write\.js/.test(cmd)) out.writers.push(p);
-    }
-    return out;
+  roles(): Roles {
+    return this.gotd ? roles(this.gotd) : { listen: [], auth: [], notify: [], readers: [], writers: [] };
   }
 
   /** RSS in bytes of gotd, listen and auth (the long-lived processes serving clients). */
